@@ -1,0 +1,45 @@
+// The DRWKV-specific fused ops (MODEL.md §1.7–1.11): quad-directional q-shift with token-shift
+// interpolation, adaLN-Zero modulation and gated residual, the sigmoid gate, the fused linear decoder.
+//
+// Layout: token tensors are [B, T, C] with T = grid_h · grid_w tokens in row-major raster order. The
+// adaLN modulation vectors come as one [B, M·C] tensor `mod` (the output of the block's adaLN Linear)
+// and each op names the chunks it reads: chunk k is mod[:, k·C:(k+1)·C]. Gradients of `mod` are written
+// into the matching chunks of its gradient (other chunks untouched).
+// Precision: the residual stream h is f32; branch tensors (x, y, outputs of layernorm_modulate) are the
+// branch dtype (bf16 on the GPU, f32 on the CPU); mod, μ and norm parameters are acc_t.
+#pragma once
+
+#include <vector>
+
+#include "autograd/variable.h"
+
+namespace drwkv::autograd {
+
+// For each μ_m ([C]): x_m = x ⊙ μ_m + Q ⊙ (1 − μ_m), Q = qshift(x) (MODEL.md §1.8 table: channel
+// quarters receive the left, right, upper, lower neighbour; zero at the border). One pass over x.
+std::vector<Variable> qshift_mix(const Variable& x, const std::vector<Variable>& mus, int grid_h, int grid_w);
+
+// y = LN(h) ⊙ (1 + mod[scale_chunk]) + mod[shift_chunk], LN over C with eps; ln_weight/ln_bias optional
+// ([C]); y in `out_dtype` (the branch dtype).
+Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const Variable& ln_bias, double eps,
+                            const Variable& mod, int shift_chunk, int scale_chunk, DType out_dtype);
+
+// h + s_b · mod[gate_chunk] ⊙ y, in h's dtype; `sample_scale` ([B] f32, optional) is the drop-path
+// factor (0 or 1/(1 − p) per sample), folded into the gate.
+Variable gated_residual(const Variable& h, const Variable& y, const Variable& mod, int gate_chunk,
+                        const Tensor& sample_scale = Tensor());
+
+// σ(r) ⊙ z (same shapes and dtype).
+Variable sigmoid_mul(const Variable& r, const Variable& z);
+
+// The DRWKV output head in one pass (MODEL.md §1.11): z = LN_{eps, no affine}(h) ⊙ (1 + mod[1]) + mod[0],
+// o = z W_outᵀ + b_out with W_out [P²·Cout, C], written straight into the image layout
+// out[b, c', y·P + i, x·P + j] = o[b, y·grid_w + x, (i·P + j)·Cout + c']  ->  [B, Cout, grid_h·P, grid_w·P].
+Variable linear_decoder(const Variable& h, const Variable& mod, const Variable& w_out, const Variable& b_out,
+                        int patch, int grid_h, int grid_w, int out_channels, double eps);
+
+// Patchify for the patch embedding (MODEL.md §1.2): [B, C, H, W] -> [B, T, C·P²] with the patch vector
+// in (c, i, j) order; a layout op (its backward scatters back).
+Variable patchify(const Variable& x, int patch);
+
+}  // namespace drwkv::autograd

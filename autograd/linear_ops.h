@@ -1,0 +1,25 @@
+// Linear layers and matrix products over the GEMM family (kernels/gemm.h).
+//
+// linear: y = x Wᵀ + b with x [..., K], W [N, K] (row-major, "out × in" as MODEL.md stores Linear
+// weights), b [N] (optional), y [..., N] in x's dtype. On the GPU x and W are bf16 (W being the bf16
+// compute copy of an f32 master weight whose gradient is bound to an f32 buffer) or both f32; the
+// GEMM accumulates in f32. Backward: dx = dy W (overwrite or accumulate, whichever the engine asks),
+// dW += dyᵀ x and db += Σ dy written straight into W's/b's gradient buffers (f32) by the GEMM epilogue
+// (beta = 1), with no intermediate weight-gradient tensor.
+#pragma once
+
+#include "autograd/variable.h"
+
+namespace drwkv::autograd {
+
+Variable linear(const Variable& x, const Variable& weight, const Variable& bias = Variable());
+
+// y = x W1ᵀ + s W2ᵀ + b: a Linear over the concatenation [x, s] without materialising it (DRWKV's
+// long-skip fusion, MODEL.md §1.10: W = [W1 | W2], W1 and W2 views of one [N, 2K] weight).
+Variable linear2(const Variable& x, const Variable& w1, const Variable& s, const Variable& w2,
+                 const Variable& bias = Variable());
+
+// Batched matrix product c[b] = op(a[b]) op(b[b]) for 3-D operands (op = transpose when asked).
+Variable bmm(const Variable& a, const Variable& b, bool transpose_a = false, bool transpose_b = false);
+
+}  // namespace drwkv::autograd
