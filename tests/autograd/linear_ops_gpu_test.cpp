@@ -3,6 +3,7 @@
 // over two backward passes into bound f32 buffers of bf16 weights.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <tuple>
 
@@ -41,8 +42,20 @@ void compare(const Fn& f, const std::vector<Tensor>& host, const std::vector<DTy
   Tensor seed = testing::random_uniform(out_shape, out_dtype, Device::cpu(), seed_value).to(DType::F64);
   Run want = run(f, rounded, std::vector<DType>(host.size(), DType::F64), Device::cpu(), seed);
   Run got = run(f, host, dtypes, kGpu, seed);
-  testing::Tolerance out_tol = out_dtype == DType::BF16 ? testing::Tolerance{1e-2, 1e-2} : testing::Tolerance{1e-5, 1e-5};
-  EXPECT_TENSORS_CLOSE(got.y, want.y, out_tol, what + " output", seed_value);
+  if (out_dtype == DType::BF16) {
+    // One bf16 rounding per GEMM (two in linear2, and one more where the bias is added after the
+    // product): element errors scale with the partial products, which can exceed |y| under
+    // cancellation, so elements get an absolute slack of a few percent of the output's RMS and the
+    // whole output a tight normalised bound.
+    double rms = 0;
+    std::vector<double> wy = want.y.to_vector<double>();
+    for (double a : wy) rms += a * a;
+    rms = wy.empty() ? 0.0 : std::sqrt(rms / double(wy.size()));
+    EXPECT_TENSORS_CLOSE(got.y, want.y, (testing::Tolerance{1e-2, 1e-2 + 0.04 * rms}), what + " output", seed_value);
+    EXPECT_LT(testing::relative_error(got.y, want.y), 8e-3) << what << " output";
+  } else {
+    EXPECT_TENSORS_CLOSE(got.y, want.y, (testing::Tolerance{1e-4, 1e-4}), what + " output", seed_value);
+  }
   for (size_t i = 0; i < host.size(); ++i) {
     testing::Tolerance tol = dtypes[i] == DType::BF16 ? testing::Tolerance{1e-2, 1e-2} : testing::Tolerance{1e-4, 1e-4};
     EXPECT_TENSORS_CLOSE(got.grads[i], want.grads[i], tol, what + " gradient of input " + std::to_string(i), seed_value);

@@ -185,6 +185,23 @@ TEST(Linear, Bf16WeightGradientAccumulatesInF32BoundBuffer) {
   EXPECT_EQ(w.grad().data(), flat.narrow(0, 10, 1).data());  // still the bound view
 }
 
+TEST(Linear, EmptyTokenSet) {
+  // no rows: an empty output; dW and db are empty sums (zero when fresh, unchanged when bound)
+  Tensor x = Tensor::empty(Shape{0, 4}, DType::F64), seed = Tensor::empty(Shape{0, 3}, DType::F64);
+  Variable w(rnd(Shape{3, 4}, 80), true), b(rnd(Shape{3}, 81), true), xv(x, true);
+  Variable y = linear(xv, w, b);
+  EXPECT_EQ(y.shape(), (Shape{0, 3}));
+  y.backward(seed);
+  EXPECT_EQ(w.grad().to_vector<double>(), std::vector<double>(12, 0.0));
+  EXPECT_EQ(b.grad().to_vector<double>(), std::vector<double>(3, 0.0));
+  EXPECT_EQ(xv.grad().shape(), (Shape{0, 4}));
+  Tensor bound = rnd(Shape{3, 4}, 82), before = bound.clone();
+  Variable w2(rnd(Shape{3, 4}, 83), true);
+  w2.bind_grad(bound);
+  linear(Variable(x), w2).backward(seed);
+  EXPECT_EQ(bound.to_vector<double>(), before.to_vector<double>());
+}
+
 TEST(Linear, GradientTargetsTheGemmCannotWrite) {
   // f32 weight with a bf16 gradient buffer, and a weight gradient bound to a transposed view
   Tensor x = rnd(Shape{6, 4}, 70, DType::F32), seed = rnd(Shape{6, 3}, 71, DType::F32);
