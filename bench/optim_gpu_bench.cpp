@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   std::printf("# fused optimizer kernels, %s, %s, median of %d; device-to-device copy %.0f GB/s (read + write)\n",
               device_name(0).c_str(), now_string().c_str(), iterations, copy_gbs);
   std::vector<std::vector<std::string>> table = {
-      {"kernel", "elements", "MiB per buffer", "bytes moved / elem", "median ms", "GB/s", "% of copy"}};
+      {"kernel", "elements", "MiB per buffer", "bytes moved / elem", "median ms", "GB/s", "% of copy", ">= 80%"}};
   StreamHandle s = current_stream(0).handle();
   for (int64_t n : {int64_t(64) << 20, int64_t(256) << 20}) {  // 256 MiB and 1 GiB per f32 buffer
     auto filled = [&](uint64_t seed, bool nonnegative) {
@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
       Timing t = time_gpu(0, fn, 3, iterations);
       double gbs = bytes_per_elem * double(n) / (t.median_ms * 1e-3) / 1e9;
       table.push_back({name, std::to_string(n), std::to_string(n * 4 >> 20), fmt(bytes_per_elem, 0), fmt(t.median_ms, 3),
-                       fmt(gbs, 0), fmt(100.0 * gbs / copy_gbs, 1)});
+                       fmt(gbs, 0), fmt(100.0 * gbs / copy_gbs, 1), gbs >= 0.8 * copy_gbs ? "yes" : "NO"});
     };
     row("adamw", 28, [&] {
       kernels::adamw_cuda(p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), nullptr,
