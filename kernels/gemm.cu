@@ -195,10 +195,10 @@ std::map<Key, Plan>& plans() {
 // ---- bias gradient ----------------------------------------------------------------------------------
 constexpr int kRowsPerBlock = 8;  // blockDim.y: threads summing interleaved rows of one chunk
 
-// Partial sums of chunk blockIdx.x of the rows for 32·P columns: lane x owns columns
-// [(blockIdx.y·32 + x)·P, +P),
-// row group y sums rows y, y + 8, ... of the chunk; the 8 groups are combined in order through shared
-// memory. P > 1 reads P columns as one 16-byte pack (n % P == 0 and dy 16-byte aligned).
+// Partial sums over chunk blockIdx.x of the rows, for 32·P columns: lane x owns the P columns from
+// (blockIdx.y·32 + x)·P; row group y sums rows y, y + 8, ... of the chunk, and the 8 groups are
+// combined in order through shared memory. P > 1 reads the P columns as one 16-byte pack (needs
+// n % P == 0 and a 16-byte aligned dy).
 template <typename T, int P>
 __global__ void bias_grad_partial_kernel(acc_t<T>* partial, const T* dy, int64_t rows, int64_t n) {
   using A = acc_t<T>;
