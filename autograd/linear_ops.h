@@ -3,9 +3,11 @@
 // linear: y = x Wᵀ + b with x [..., K], W [N, K] (row-major, "out × in" as MODEL.md stores Linear
 // weights), b [N] (optional), y [..., N] in x's dtype. On the GPU x and W are bf16 (W being the bf16
 // compute copy of an f32 master weight whose gradient is bound to an f32 buffer) or both f32; the
-// GEMM accumulates in f32. Backward: dx = dy W (overwrite or accumulate, whichever the engine asks),
-// dW += dyᵀ x and db += Σ dy written straight into W's/b's gradient buffers (f32) by the GEMM epilogue
-// (beta = 1), with no intermediate weight-gradient tensor.
+// GEMM accumulates in f32. b has x's dtype, or is f32 with bf16 x (an f32 master bias read directly).
+// Backward: dx = dy W (overwrite or accumulate, whichever the engine asks), dW += dyᵀ x written
+// straight into W's gradient buffer (f32) by the GEMM (beta = 1), with no intermediate weight-gradient
+// tensor, and db += Σ dy by a deterministic column-sum kernel into b's (f32) gradient buffer.
+// Operands that are row-strided views (slices, chunks) are used in place; other layouts are copied.
 #pragma once
 
 #include "autograd/variable.h"
@@ -15,7 +17,8 @@ namespace drwkv::autograd {
 Variable linear(const Variable& x, const Variable& weight, const Variable& bias = Variable());
 
 // y = x W1ᵀ + s W2ᵀ + b: a Linear over the concatenation [x, s] without materialising it (DRWKV's
-// long-skip fusion, MODEL.md §1.10: W = [W1 | W2], W1 and W2 views of one [N, 2K] weight).
+// long-skip fusion, MODEL.md §1.10: W = [W1 | W2], W1 and W2 views of one [N, 2K] weight). Two GEMMs
+// into y (the second with beta = 1): a bf16 y is rounded after each, ≤ 2 bf16 ulps in all.
 Variable linear2(const Variable& x, const Variable& w1, const Variable& s, const Variable& w2,
                  const Variable& bias = Variable());
 

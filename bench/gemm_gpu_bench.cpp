@@ -1,0 +1,94 @@
+// bf16 GEMM throughput of kernels::gemm_cuda (cuBLASLt) at the shapes of DRWKV's linear layers over a
+// training batch (M = 65536 tokens = 256 images × 256 tokens) and at 8192³, the ceiling of ANCHORS.md.
+// For each layer shape it times the three GEMMs of a training step:
+//   fwd: Y[M, N] = X[M, K] · Wᵀ   (W [N, K])                    bf16 output
+//   dX:  dX[M, K] = dY[M, N] · W                                  bf16 output
+//   dW:  dW[N, K] += dYᵀ · X       into an f32 gradient buffer    f32 output, beta = 1
+// Inputs are random normal (never zero). Prints a markdown table and one machine-readable line per
+// row ("RESULT <label> <median ms> <TFLOP/s>") that bench/run_gemm_compare.sh joins with
+// bench/gemm_torch.py's output for the same labels.
+//
+// Usage: gemm_gpu_bench [iterations]   (default 50, after 10 warm-up calls)
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "core/rng.h"
+#include "core/stream.h"
+#include "core/tensor.h"
+#include "kernels/gemm.h"
+
+namespace drwkv::bench {
+namespace {
+
+struct Row {
+  std::string label;
+  int64_t m, n, k;
+  bool trans_a, trans_b;
+  DType out;
+  float beta;
+};
+
+Tensor random_bf16(int64_t rows, int64_t cols, uint64_t seed) {
+  Tensor t = Tensor::empty(Shape{rows, cols}, DType::BF16, Device::cuda(0));
+  rng_normal_(t, seed, 0x6e33);
+  return t;
+}
+
+// Times one row: operands stored as the row's transposes say (row-major, dense).
+std::vector<std::string> run(const Row& r, int iterations) {
+  int64_t ar = r.trans_a ? r.k : r.m, ac = r.trans_a ? r.m : r.k;
+  int64_t br = r.trans_b ? r.n : r.k, bc = r.trans_b ? r.k : r.n;
+  Tensor a = random_bf16(ar, ac, 1), b = random_bf16(br, bc, 2);
+  Tensor d = Tensor::empty(Shape{r.m, r.n}, r.out, Device::cuda(0));
+  d.fill_(0.5);  // beta = 1 rows accumulate into it
+  kernels::GemmArgs g;
+  g.m = r.m;
+  g.n = r.n;
+  g.k = r.k;
+  g.a = a.data();
+  g.a_dtype = DType::BF16;
+  g.lda = ac;
+  g.trans_a = r.trans_a;
+  g.b = b.data();
+  g.b_dtype = DType::BF16;
+  g.ldb = bc;
+  g.trans_b = r.trans_b;
+  g.d = d.data();
+  g.d_dtype = r.out;
+  g.ldd = r.n;
+  g.beta = r.beta;
+  StreamHandle s = current_stream(0).handle();
+  Timing t = time_gpu(0, [&] { kernels::gemm_cuda(g, s); }, 10, iterations);
+  double tflops = 2.0 * double(r.m) * double(r.n) * double(r.k) / (t.median_ms * 1e-3) / 1e12;
+  std::printf("RESULT %s %.4f %.1f\n", r.label.c_str(), t.median_ms, tflops);
+  std::string op = std::string(r.trans_a ? "Aᵀ" : "A") + "·" + (r.trans_b ? "Bᵀ" : "B");
+  return {r.label, std::to_string(r.m), std::to_string(r.n), std::to_string(r.k), op,
+          std::string(dtype_name(r.out)) + (r.beta != 0 ? " +=" : ""), fmt(t.median_ms, 4), fmt(tflops, 1)};
+}
+
+}  // namespace
+}  // namespace drwkv::bench
+
+int main(int argc, char** argv) {
+  using namespace drwkv;
+  using namespace drwkv::bench;
+  int iterations = argc > 1 ? std::atoi(argv[1]) : 50;
+  const int64_t M = 65536;
+  std::vector<Row> rows;
+  for (auto [k, n] : std::vector<std::pair<int64_t, int64_t>>{{384, 1536}, {1536, 384}, {768, 3072}, {1536, 6144}}) {
+    std::string shape = "M" + std::to_string(M) + "_K" + std::to_string(k) + "_N" + std::to_string(n);
+    rows.push_back({"fwd_" + shape, M, n, k, false, true, DType::BF16, 0.0f});   // X · Wᵀ
+    rows.push_back({"dX_" + shape, M, k, n, false, false, DType::BF16, 0.0f});   // dY · W
+    rows.push_back({"dW_" + shape, n, k, M, true, false, DType::F32, 1.0f});     // dW += dYᵀ · X
+  }
+  rows.push_back({"sq_8192", 8192, 8192, 8192, false, false, DType::BF16, 0.0f});
+  std::printf("# bf16 GEMM through cuBLASLt (kernels::gemm_cuda), %s, %s, median of %d after warm-up\n",
+              device_name(0).c_str(), now_string().c_str(), iterations);
+  std::vector<std::vector<std::string>> table = {{"label", "m", "n", "k", "op", "out", "median ms", "TFLOP/s"}};
+  for (const Row& r : rows) table.push_back(run(r, iterations));
+  print_table(table);
+  return 0;
+}
