@@ -33,45 +33,46 @@ void check(int64_t B, int64_t C, int64_t H, uint64_t seed) {
   Tensor out = rnd(Shape{B, 2 * C, H, H}, 1), x0 = rnd(Shape{B, C, H, H}, 2), eps = rnd(Shape{B, C, H, H}, 3);
   Tensor xt = rnd(Shape{B, C, H, H}, 4), z = rnd(Shape{B, C, H, H}, 5), g = testing::random_uniform(Shape{B}, DType::F32, Device::cpu(), seed + 6);
   Tensor coef = make_coef(B), coef64 = coef.to(DType::F64), g64 = g.to(DType::F64);
-  auto d64 = [](const Tensor& t) { return t.to(DType::F64); };
-  auto gpu = [&](const Tensor& t) { return t.to(kGpu); };
+  // plain variables, not lambdas: member templates on a lambda's result inside a template need `template`
+  Tensor out64 = out.to(DType::F64), x064 = x0.to(DType::F64), eps64 = eps.to(DType::F64), xt64 = xt.to(DType::F64),
+         z64 = z.to(DType::F64);
   testing::Tolerance tol = testing::tolerance_for(dt);
   std::string tag = std::string(dtype_name(dt)) + " B" + std::to_string(B) + " C" + std::to_string(C) + " H" + std::to_string(H);
   // q_sample
   Tensor ref = Tensor::empty(x0.shape(), DType::F64);
-  diffusion_q_sample_cpu<double>(ref.data_ptr<double>(), d64(x0).data_ptr<double>(), d64(eps).data_ptr<double>(), coef64.data_ptr<double>(), B, C * P);
+  diffusion_q_sample_cpu<double>(ref.data_ptr<double>(), x064.data_ptr<double>(), eps64.data_ptr<double>(), coef64.data_ptr<double>(), B, C * P);
   Tensor got = testing::poisoned(x0.shape(), dt, kGpu);
-  Tensor x0g = gpu(x0), epsg = gpu(eps), coefg = gpu(coef), outg = gpu(out), xtg = gpu(xt), zg = gpu(z), gg = gpu(g);
+  Tensor x0g = x0.to(kGpu), epsg = eps.to(kGpu), coefg = coef.to(kGpu), outg = out.to(kGpu), xtg = xt.to(kGpu), zg = z.to(kGpu), gg = g.to(kGpu);
   diffusion_q_sample_cuda<T>(got.data_ptr<T>(), x0g.data_ptr<T>(), epsg.data_ptr<T>(), coefg.data_ptr<float>(), B, C * P, s);
   EXPECT_TENSORS_CLOSE(got, ref, tol, "q_sample " + tag, seed);
   // loss forward / backward
   Tensor terms_ref = Tensor::empty(Shape{B, 2}, DType::F64);
-  diffusion_loss_forward_cpu<double>(terms_ref.data_ptr<double>(), d64(out).data_ptr<double>(), d64(x0).data_ptr<double>(),
-                                     d64(xt).data_ptr<double>(), d64(eps).data_ptr<double>(), coef64.data_ptr<double>(), B, C, P, true);
+  diffusion_loss_forward_cpu<double>(terms_ref.data_ptr<double>(), out64.data_ptr<double>(), x064.data_ptr<double>(),
+                                     xt64.data_ptr<double>(), eps64.data_ptr<double>(), coef64.data_ptr<double>(), B, C, P, true);
   Tensor terms = testing::poisoned(Shape{B, 2}, DType::F32, kGpu);
   diffusion_loss_forward_cuda<T>(terms.data_ptr<float>(), outg.data_ptr<T>(), x0g.data_ptr<T>(), xtg.data_ptr<T>(),
                                  epsg.data_ptr<T>(), coefg.data_ptr<float>(), B, C, P, true, s);
   EXPECT_TENSORS_CLOSE(terms, terms_ref, (testing::Tolerance{1e-4, 1e-5}), "loss terms " + tag, seed);
   Tensor dref = Tensor::empty(out.shape(), DType::F64);
-  diffusion_loss_backward_cpu<double>(dref.data_ptr<double>(), g64.data_ptr<double>(), d64(out).data_ptr<double>(), d64(x0).data_ptr<double>(),
-                                      d64(xt).data_ptr<double>(), d64(eps).data_ptr<double>(), coef64.data_ptr<double>(), B, C, P, true);
+  diffusion_loss_backward_cpu<double>(dref.data_ptr<double>(), g64.data_ptr<double>(), out64.data_ptr<double>(), x064.data_ptr<double>(),
+                                      xt64.data_ptr<double>(), eps64.data_ptr<double>(), coef64.data_ptr<double>(), B, C, P, true);
   Tensor dgot = testing::poisoned(out.shape(), dt, kGpu);
   diffusion_loss_backward_cuda<T>(dgot.data_ptr<T>(), gg.data_ptr<float>(), outg.data_ptr<T>(), x0g.data_ptr<T>(), xtg.data_ptr<T>(),
                                   epsg.data_ptr<T>(), coefg.data_ptr<float>(), B, C, P, true, s);
   EXPECT_TENSORS_CLOSE(dgot, dref, (testing::Tolerance{tol.rtol, 1e-3 * tol.atol + 1e-6}), "loss backward " + tag, seed);
   // reverse steps
-  Tensor x_ref = d64(xt), x_got = gpu(xt);
-  diffusion_ddpm_step_cpu<double>(x_ref.data_ptr<double>(), d64(out).data_ptr<double>(), d64(z).data_ptr<double>(), coef64.data_ptr<double>(), B, C, P, true);
+  Tensor x_ref = xt64.clone(), x_got = xt.to(kGpu);
+  diffusion_ddpm_step_cpu<double>(x_ref.data_ptr<double>(), out64.data_ptr<double>(), z64.data_ptr<double>(), coef64.data_ptr<double>(), B, C, P, true);
   diffusion_ddpm_step_cuda<T>(x_got.data_ptr<T>(), outg.data_ptr<T>(), zg.data_ptr<T>(), coefg.data_ptr<float>(), B, C, P, true, s);
   EXPECT_TENSORS_CLOSE(x_got, x_ref, tol, "ddpm " + tag, seed);
-  x_ref = d64(xt);
-  x_got = gpu(xt);
-  diffusion_ddim_step_cpu<double>(x_ref.data_ptr<double>(), d64(out).data_ptr<double>(), d64(z).data_ptr<double>(), coef64.data_ptr<double>(), B, C, P, 2 * C);
+  x_ref = xt64.clone();
+  x_got = xt.to(kGpu);
+  diffusion_ddim_step_cpu<double>(x_ref.data_ptr<double>(), out64.data_ptr<double>(), z64.data_ptr<double>(), coef64.data_ptr<double>(), B, C, P, 2 * C);
   diffusion_ddim_step_cuda<T>(x_got.data_ptr<T>(), outg.data_ptr<T>(), zg.data_ptr<T>(), coefg.data_ptr<float>(), B, C, P, 2 * C, s);
   EXPECT_TENSORS_CLOSE(x_got, x_ref, (testing::Tolerance{tol.rtol, tol.atol * 10}), "ddim " + tag, seed);
   // guidance (B even)
   if (B % 2 == 0) {
-    Tensor cref = d64(out), cgot = gpu(out);
+    Tensor cref = out64.clone(), cgot = out.to(kGpu);
     diffusion_cfg_cpu<double>(cref.data_ptr<double>(), B / 2, 2 * C, P, C, 1.7);
     diffusion_cfg_cuda<T>(cgot.data_ptr<T>(), B / 2, 2 * C, P, C, 1.7, s);
     EXPECT_TENSORS_CLOSE(cgot, cref, tol, "cfg " + tag, seed);
