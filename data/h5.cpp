@@ -211,6 +211,7 @@ absl::StatusOr<std::string> h5_read_attr_str(hid_t obj, const std::string& where
   DRWKV_RETURN_IF_ERROR(expect_class(attr.get(), H5T_STRING, where, name, "a string", true));
   H5Id ftype(H5_CHECK(H5Aget_type(attr.get())));
   H5Id mtype(H5_CHECK(H5Tcopy(H5T_C_S1)));
+  H5_CHECK(H5Tset_cset(mtype.get(), H5Tget_cset(ftype.get())));  // UTF-8 and ASCII do not convert
   if (H5_CHECK(H5Tis_variable_str(ftype.get())) > 0) {
     H5_CHECK(H5Tset_size(mtype.get(), H5T_VARIABLE));
     char* p = nullptr;
