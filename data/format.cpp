@@ -1,6 +1,8 @@
 // Format names and dataset facts (data/format.h).
 #include "data/format.h"
 
+#include <type_traits>
+
 #include "absl/strings/str_format.h"
 
 namespace drwkv::data {
@@ -132,8 +134,20 @@ absl::Status DatasetInfo::validate(const std::string& where) const {
 
 std::vector<std::string> info_differences(const DatasetInfo& a, const DatasetInfo& b) {
   std::vector<std::string> d;
+  auto text = [](const auto& v) -> std::string {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, std::string>) {
+      return "'" + v + "'";
+    } else if constexpr (std::is_same_v<T, bool>) {
+      return v ? "true" : "false";
+    } else if constexpr (std::is_floating_point_v<T>) {
+      return absl::StrFormat("%.9g", v);
+    } else {
+      return std::to_string(v);
+    }
+  };
   auto cmp = [&](const char* what, const auto& x, const auto& y) {
-    if (!(x == y)) d.push_back(absl::StrFormat("%s: %v vs %v", what, x, y));
+    if (!(x == y)) d.push_back(absl::StrFormat("%s: %s vs %s", what, text(x), text(y)));
   };
   cmp("layout kind", std::string(sample_kind_name(a.kind)), std::string(sample_kind_name(b.kind)));
   cmp("sample dtype", std::string(elem_name(a.x_elem)), std::string(elem_name(b.x_elem)));

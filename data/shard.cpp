@@ -196,7 +196,11 @@ absl::Status Shard::load(const std::string& path) {
     H5Id d(H5Dopen2(root, name, H5P_DEFAULT));
     if (!d.valid()) return bad(path, absl::StrFormat("cannot open dataset '%s': %s", name, h5_error_text()));
     H5Id t(H5_CHECK(H5Dget_type(d.get())));
-    DRWKV_ASSIGN_OR_RETURN(Elem e, h5_classify(t.get(), absl::StrFormat("%s: dataset '%s'", where, name)));
+    absl::StatusOr<Elem> classified = h5_classify(t.get(), absl::StrFormat("%s: dataset '%s'", where, name));
+    if (!classified.ok())
+      return absl::InvalidArgumentError(absl::StrFormat("%s; dataset '%s' must be %s", classified.status().message(),
+                                                        name, elem_name(i.column_elem(c))));
+    Elem e = *classified;
     if (e != i.column_elem(c))
       return bad(path, absl::StrFormat("dataset '%s' has type %s, expected %s", name, elem_name(e),
                                        elem_name(i.column_elem(c))));
