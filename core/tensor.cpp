@@ -281,7 +281,15 @@ void Tensor::copy_(const Tensor& src_in) {
     }
     src = conv;
   }
-  // 2. same device: strided copy
+  // 2. same device: one memcpy when both are dense, else a strided copy
+  if (src.device() == device_ && is_contiguous() && src.is_contiguous()) {
+    if (is_cuda()) {
+      DRWKV_CUDA_ONLY(core_detail::memcpy_cuda(data(), src.data(), nbytes(), stream_of(*this), false));
+    } else {
+      std::memcpy(data(), src.data(), nbytes());
+    }
+    return;
+  }
   if (src.device() == device_) {
     if (is_cuda()) {
       DRWKV_CUDA_ONLY(core_detail::copy_strided_cuda(ref(*this), ref(src), int(element_size()), stream_of(*this)));

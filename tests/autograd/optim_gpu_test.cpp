@@ -32,7 +32,7 @@ TEST(AdamWStepGpu, MatchesCpuWithDeviceAndHostScale) {
       adamw_step(pg, g.to(kGpu), mg, vg, cfg, t, scale, copy);
       std::string what = std::string(device_scale ? "device" : "host") + " scale, step " + std::to_string(t);
       EXPECT_TENSORS_CLOSE(pg, p, (testing::Tolerance{2e-6, 1e-7}), what + " params", 1);
-      EXPECT_TENSORS_CLOSE(mg, m, (testing::Tolerance{2e-6, 1e-9}), what + " m", 1);
+      EXPECT_TENSORS_CLOSE(mg, m, (testing::Tolerance{2e-6, 5e-8}), what + " m", 1);  // f32 FMA vs host rounding where β1·m and (1−β1)·g cancel
       EXPECT_TENSORS_CLOSE(vg, v, (testing::Tolerance{2e-6, 1e-12}), what + " v", 1);
       EXPECT_TENSORS_CLOSE(copy, pg.to(DType::BF16), (testing::Tolerance{0, 0}), what + " bf16 copy", 1);
     }
