@@ -71,10 +71,14 @@ function(drwkv_add_test source)
   endif()
 endfunction()
 
-# Registers every *_test.cpp of a test folder with the given libraries.
+# Registers every *_test.cpp of a test folder (relative to the current source dir, or absolute) with the
+# given libraries.
 function(drwkv_glob_tests folder)
   cmake_parse_arguments(ARG "" "" "LIBS" ${ARGN})
-  file(GLOB tests CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${folder}/*_test.cpp)
+  if(NOT IS_ABSOLUTE ${folder})
+    set(folder ${CMAKE_CURRENT_SOURCE_DIR}/${folder})
+  endif()
+  file(GLOB tests CONFIGURE_DEPENDS ${folder}/*_test.cpp)
   foreach(t ${tests})
     if(NOT DRWKV_WITH_CUDA AND t MATCHES "_gpu_test\\.cpp$")
       continue()
