@@ -26,8 +26,9 @@
 //   launchers never touch it (nullptr is fine).
 // - The CUDA launchers run on the given stream, use 16-byte accesses when C and the group length are
 //   multiples of 16 / sizeof(T) and every pointer is 16-byte aligned, and keep each row in registers for
-//   C up to 4096 (f32) / 8192 (bf16); longer rows, and group lengths the register path cannot split
-//   into aligned lane groups, take a slower path that re-reads x from memory.
+//   C up to 4096 (f32) / 8192 (bf16) with 16-byte accesses, 2048 without; longer rows, and groups the
+//   register path cannot map to a power-of-two run of ≤ 32 lanes, take a slower path that re-reads x
+//   from memory (kernels/norm_cuda.cuh describes both).
 #pragma once
 
 #include <algorithm>

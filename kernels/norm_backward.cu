@@ -309,6 +309,7 @@ void groupnorm_backward_cuda(T* dx, acc_t<T>* dweight, acc_t<T>* dbias, const T*
                              const acc_t<T>* weight, const acc_t<T>* mean, const acc_t<T>* rstd, int64_t rows,
                              int64_t C, int64_t groups, bool accumulate, acc_t<T>* scratch, StreamHandle s) {
   Args<T> a = make_args<T>(rows, C, groups, 0.0, "groupnorm_backward");
+  DRWKV_ASSERT(mean && rstd, "groupnorm_backward: needs the forward's mean and rstd");
   a.out = dx, a.x = x, a.dy = dy, a.weight = weight;
   a.mean = const_cast<float*>(mean), a.rstd = const_cast<float*>(rstd);  // read only in the backward
   a.accumulate = accumulate;

@@ -52,6 +52,7 @@ void groupnorm_backward_impl(T* dx, acc_t<T>* dweight, acc_t<T>* dbias, const T*
                              const acc_t<T>* weight, const acc_t<T>* mean, const acc_t<T>* rstd, int64_t rows,
                              int64_t C, int64_t groups, bool accumulate) {
   using A = acc_t<T>;
+  DRWKV_ASSERT(mean && rstd, "groupnorm_backward: needs the forward's mean and rstd");
   const int64_t L = C / groups;
   std::vector<A> sw(dweight ? size_t(C) : 0, A(0)), sb(dbias ? size_t(C) : 0, A(0));
   std::vector<A> gbuf(static_cast<size_t>(L)), xhat(static_cast<size_t>(L));
