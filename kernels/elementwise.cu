@@ -1,5 +1,8 @@
 // CUDA implementation of kernels/elementwise.h. Dense operands take a 16-byte vector path (one pack per
-// thread per iteration, grid-stride); broadcasts take a generic path that decodes the output index.
+// thread per iteration, grid-stride). Broadcasts where every operand repeats with a period over the
+// output (dense, or a contiguous trailing block such as a [C] weight over [rows, C], broadcast over the
+// leading dims) take the same vector path with a per-operand offset that advances without division;
+// other broadcasts take a generic path that decodes the output index.
 #include "kernels/cuda_utils.cuh"
 #include "kernels/elementwise.h"
 #include "kernels/elementwise_math.h"
@@ -56,6 +59,66 @@ __global__ void scalar_kernel(T* out, Ptrs<T, NIN> in, int64_t n, F f) {
   }
 }
 
+template <int N>
+struct Periods {
+  int64_t v[N];
+};
+
+// Operand k of output element i is element i % period[k] (every period a multiple of the pack size, so
+// a pack never straddles a period). Each thread keeps its operand offsets and advances them by its
+// grid stride modulo the period with one conditional subtraction.
+template <typename T, int NIN, typename F>
+__global__ void periodic_kernel(T* out, Ptrs<T, NIN> in, Periods<NIN> period, int64_t n, F f) {
+  constexpr int P = kPack<T>;
+  using A = acc_t<T>;
+  const int64_t npacks = n / P, stride = int64_t(gridDim.x) * blockDim.x;
+  int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (p >= npacks) return;
+  int64_t off[NIN], step[NIN];
+#pragma unroll
+  for (int k = 0; k < NIN; ++k) {
+    off[k] = (p * P) % period.v[k];
+    step[k] = (stride * P) % period.v[k];
+  }
+  for (; p < npacks; p += stride) {
+    Pack<T, P> src[NIN];
+#pragma unroll
+    for (int k = 0; k < NIN; ++k) src[k] = cuda::load_pack<T, P>(in.v[k] + off[k]);
+    Pack<T, P> dst;
+#pragma unroll
+    for (int j = 0; j < P; ++j) {
+      A args[NIN];
+#pragma unroll
+      for (int k = 0; k < NIN; ++k) args[k] = load_as<A>(src[k].v[j]);
+      dst.v[j] = store_as<T>(f(args));
+    }
+    cuda::store_pack<T, P>(out + p * P, dst);
+#pragma unroll
+    for (int k = 0; k < NIN; ++k) {
+      off[k] += step[k];
+      if (off[k] >= period.v[k]) off[k] -= period.v[k];
+    }
+  }
+}
+
+// The period of each operand when it varies only over a run of trailing output dims, laid out there
+// contiguously, and is broadcast (stride 0) over every dim before that run; false otherwise.
+bool periods_of(const Broadcast& bc, int operands, int64_t* period) {
+  for (int k = 0; k < operands; ++k) {
+    int64_t expected = 1;
+    int d = bc.ndim - 1;
+    for (; d >= 0; --d) {
+      if (bc.shape[d] == 1) continue;
+      if (bc.stride[k][d] != expected) break;
+      expected *= bc.shape[d];
+    }
+    for (; d >= 0; --d)
+      if (bc.shape[d] != 1 && bc.stride[k][d] != 0) return false;
+    period[k] = expected;
+  }
+  return true;
+}
+
 template <typename T, int NIN, typename F>
 __global__ void broadcast_kernel(T* out, Ptrs<T, NIN> in, Broadcast bc, int64_t n, F f) {
   using A = acc_t<T>;
@@ -90,7 +153,14 @@ void launch(T* out, Ptrs<T, NIN> in, const Broadcast* bc, int64_t n, F f, Stream
       scalar_kernel<T, NIN><<<grid_size(n, threads), threads, 0, to_cuda(s)>>>(out, in, n, f);
     }
   } else {
-    broadcast_kernel<T, NIN><<<grid_size(n, threads), threads, 0, to_cuda(s)>>>(out, in, *bc, n, f);
+    Periods<NIN> period;
+    bool periodic = periods_of(*bc, NIN, period.v) && cuda::aligned16(out);
+    for (int k = 0; k < NIN; ++k) periodic = periodic && period.v[k] % kPack<T> == 0 && cuda::aligned16(in.v[k]);
+    if (periodic) {
+      periodic_kernel<T, NIN><<<grid_size(n / kPack<T>, threads), threads, 0, to_cuda(s)>>>(out, in, period, n, f);
+    } else {
+      broadcast_kernel<T, NIN><<<grid_size(n, threads), threads, 0, to_cuda(s)>>>(out, in, *bc, n, f);
+    }
   }
   CUDA_CHECK_LAUNCH();
 }
