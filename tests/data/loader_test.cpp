@@ -234,7 +234,9 @@ TEST(Loader, ShutsDownCleanlyMidEpochAndRejectsBadConfigs) {
   EXPECT_NE(bad.status().message().find("global_batch 4 != world_size 1 x micro_batch 3 x accum 1"), std::string::npos);
   LoaderConfig cuda = config(4, 4, 1, 0, 1);
   cuda.device = Device::cuda(0);
-  if (cuda_device_count() == 0) EXPECT_FALSE(Loader::create(ds, cuda, start).ok());
+  if (cuda_device_count() == 0) {
+    EXPECT_FALSE(Loader::create(ds, cuda, start).ok());
+  }
   ResumeState other = start;
   other.fingerprint = "0000000000000000";
   EXPECT_FALSE(Loader::create(ds, config(4, 4, 1, 0, 1), other).ok());

@@ -20,7 +20,7 @@ Tensor make_coef(int64_t B) {
   for (int64_t b = 0; b < B; ++b) {
     double ac = 0.9999 - 0.3 * double(b) / double(B), prev = b == 0 ? 1.0 : ac + 0.001, beta = 1e-4 + 0.001 * double(b);
     bool t0 = b == 0;
-    std::vector<float> row = {std::sqrt(ac), std::sqrt(1 - ac), std::sqrt(1 / ac), std::sqrt(1 / ac - 1), 0.3 + 0.01 * double(b),
+    std::vector<double> row = {std::sqrt(ac), std::sqrt(1 - ac), std::sqrt(1 / ac), std::sqrt(1 / ac - 1), 0.3 + 0.01 * double(b),
                                0.6, std::log(beta), std::log(beta * 0.5), t0 ? 1.0 : 0.0, prev, 0.05, t0 ? 0.0 : 1.0};
     for (double x : row) v.push_back(float(x));
   }
