@@ -35,7 +35,7 @@ template <typename A> DRWKV_HD A expm1_(A x) {
 }
 
 // Segment length of the official kernel (32 segments per sequence).
-inline int64_t compat_segment(int64_t T) { return (T + 31) / 32; }
+DRWKV_HD int64_t compat_segment(int64_t T) { return (T + 31) / 32; }
 
 template <typename A> struct CompatTerms {
   int count;

@@ -55,10 +55,10 @@ void segment_carries(std::vector<Sum<A>>& left, std::vector<Sum<A>>& right, int 
     tile_right[size_t(tile)] = run;
   }
   std::vector<Sum<A>> carry_left(nt), carry_right(nt);
-  tile_carries_left<A, kDeriv>(
+  tile_carries_left<A, kDeriv, 1>(
       tiles, L, w2, [&](int64_t j) { return tile_left[size_t(j)]; },
       [&](int64_t j, const Sum<A>& s) { carry_left[size_t(j)] = s; });
-  tile_carries_right<A>(
+  tile_carries_right<A, 1>(
       tiles, L, w2, [&](int64_t j) { return tile_right[size_t(j)]; },
       [&](int64_t j, const Sum<A>& s) { carry_right[size_t(j)] = s; });
   for (int64_t tile = 0; tile < tiles; ++tile)

@@ -26,7 +26,7 @@
 #include "core/dtype.h"
 
 // Full unrolling keeps the per-segment arrays in registers on the device; the host compiler needs no hint.
-#if defined(__CUDACC__)
+#if defined(__CUDA_ARCH__)
 #define DRWKV_BIWKV_UNROLL _Pragma("unroll")
 #else
 #define DRWKV_BIWKV_UNROLL
@@ -161,23 +161,36 @@ DRWKV_BIWKV_UNROLL
 // Carries of every tile of one channel from the tile summaries (left measured at the tile's last
 // position, right at its first; tiles of L positions): carry_left[j] = left sum over tiles < j measured
 // at j·L − 1, carry_right[j] = right sum over tiles > j measured at (j+1)·L. Fixed order, so the result
-// does not depend on which thread computes it. get(j) / put(j, sum) read and write tile j.
-template <typename A, bool kDeriv, typename Get, typename Put>
+// does not depend on which thread computes it. get(j) / put(j, sum) read and write tile j; gets are
+// issued kBatch tiles ahead of the dependent combines (the device reads them from L2).
+template <typename A, bool kDeriv, int kBatch, typename Get, typename Put>
 DRWKV_HD void tile_carries_left(int64_t tiles, A L, A w2, Get get, Put put) {
   Sum<A> run = empty_sum<A>();
-  for (int64_t j = 0; j < tiles; ++j) {
-    Sum<A> agg = get(j);
-    put(j, run);
-    run = plus<A, kDeriv>(decayed<A, kDeriv>(run, L, w2), agg);
+  for (int64_t j0 = 0; j0 < tiles; j0 += kBatch) {
+    Sum<A> buf[kBatch];
+    DRWKV_BIWKV_UNROLL
+    for (int u = 0; u < kBatch; ++u) buf[u] = j0 + u < tiles ? get(j0 + u) : empty_sum<A>();
+    DRWKV_BIWKV_UNROLL
+    for (int u = 0; u < kBatch; ++u)
+      if (j0 + u < tiles) {
+        put(j0 + u, run);
+        run = plus<A, kDeriv>(decayed<A, kDeriv>(run, L, w2), buf[u]);
+      }
   }
 }
-template <typename A, typename Get, typename Put>
+template <typename A, int kBatch, typename Get, typename Put>
 DRWKV_HD void tile_carries_right(int64_t tiles, A L, A w2, Get get, Put put) {
   Sum<A> run = empty_sum<A>();
-  for (int64_t j = tiles - 1; j >= 0; --j) {
-    Sum<A> agg = get(j);
-    put(j, run);
-    run = plus<A, false>(agg, decayed<A, false>(run, L, w2));
+  for (int64_t j0 = 0; j0 < tiles; j0 += kBatch) {
+    Sum<A> buf[kBatch];
+    DRWKV_BIWKV_UNROLL
+    for (int u = 0; u < kBatch; ++u) buf[u] = j0 + u < tiles ? get(tiles - 1 - j0 - u) : empty_sum<A>();
+    DRWKV_BIWKV_UNROLL
+    for (int u = 0; u < kBatch; ++u)
+      if (j0 + u < tiles) {
+        put(tiles - 1 - j0 - u, run);
+        run = plus<A, false>(buf[u], decayed<A, false>(run, L, w2));
+      }
   }
 }
 
