@@ -1,9 +1,11 @@
 // Exact Bi-WKV forward on CUDA (kernels/bi_wkv.h); the kernel is bi_wkv_tile.cuh.
 //
 // Cost per (b, t, c) element: reads k, v once, writes y once (f32: 12 B, bf16: 6 B), plus 1 KB of
-// tile summary and carry traffic per 64 tokens × 32 channels (L2). Exponentials (ex2.approx): 2 for
-// the segment summaries, 1 per rescan direction, 3 for the combine, plus ~0.5 for the segment carries
-// = 7.5, and one reciprocal; about 60 other float instructions.
+// tile summary and carry traffic per tile of 64 tokens × 32 channels (≈ 2% more, mostly L2).
+// Exponentials (ex2.approx, one per running-max step or combine): segment summaries 2, in-tile scans
+// and segment carries ~1, right and left rescans 1 + 1, output combine 3: ~8, plus one reciprocal and
+// ~70 other float instructions (max/select/FMA). Registers 48–56, 20 KB shared memory per block of
+// 512 threads: two blocks per SM.
 #include "kernels/bi_wkv.h"
 #include "kernels/bi_wkv_launch.cuh"
 

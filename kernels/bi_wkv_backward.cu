@@ -2,11 +2,12 @@
 // the deterministic reduction of the per-tile parameter gradients.
 //
 // Cost per (b, t, c) element: reads k, v, dy once, writes dk, dv once (f32: 20 B, bf16: 10 B); nothing
-// saved by the forward is read (the forward sums are recomputed: cheaper than storing them). Plus
-// 2 KB of tile summary and carry traffic per 64 tokens × 32 channels (L2) and [B·tiles][2][C] floats of
-// per-tile gradients. Exponentials (ex2.approx): stage 1 summaries 2, forward rescan 1 + 1, combine 3,
-// stage 2 summaries 2, backward rescan 2 + 3, segment carries ~1 = 15, and one reciprocal; about 160
-// other float instructions.
+// saved by the forward is read (the forward sums are recomputed, which is cheaper than storing ~3
+// floats per element). Plus 2 KB of tile summary and carry traffic per tile of 64 tokens × 32 channels
+// and [B·tiles][2][C] floats of per-tile parameter gradients. Exponentials: stage 1 as the forward (~8,
+// with the ∂/∂w sums carried along), stage 2 summaries 2, in-tile scans and carries ~1, backward
+// rescans 2 + 3: ~16, plus one reciprocal and ~160 other float instructions. Registers 62–64 (no
+// spills), 20 KB shared memory per block of 512 threads: two blocks per SM.
 #include "kernels/bi_wkv.h"
 #include "kernels/bi_wkv_launch.cuh"
 
