@@ -1,0 +1,223 @@
+// Bi-WKV CUDA kernels against the CPU reference computed in f64 from the same (rounded) inputs: exact
+// variant forward and backward, f32 and bf16, both algorithms (chained and multi-pass), outputs and
+// workspace poisoned first, parameter gradients accumulating onto non-zero values; bitwise determinism
+// of the backward; the official_compat variant.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/stream.h"
+#include "kernels/bi_wkv.h"
+#include "tests/support/testing.h"
+
+namespace drwkv::kernels {
+namespace {
+using testing::poisoned;
+const Device kGpu = Device::cuda(0);
+StreamHandle stream() { return current_stream(0).handle(); }
+
+struct Shape3 {
+  int64_t B, T, C;
+  std::string str() const {
+    return "B=" + std::to_string(B) + " T=" + std::to_string(T) + " C=" + std::to_string(C);
+  }
+};
+
+// Inputs on the host in f64 (already rounded to the element type) and the parameters' starting
+// gradients. w = decay/T with |decay| ≤ decay_max (DRWKV initialises |decay| ≤ 5), u = first/T, |u| ≤ 2.
+struct Inputs {
+  Shape3 s;
+  Tensor k, v, dy, decay, first, init;  // f64, CPU
+};
+
+Inputs make_inputs(Shape3 s, DType dt, double decay_max, uint64_t seed) {
+  auto rnd = [&](Shape shape, uint64_t sd, double lo, double hi, DType round_to) {
+    return testing::random_uniform(shape, DType::F64, Device::cpu(), sd, lo, hi).to(round_to).to(DType::F64);
+  };
+  Shape x{s.B, s.T, s.C}, c{s.C};
+  return {s,
+          rnd(x, seed, -3, 3, dt),
+          rnd(x, seed + 1, -1, 1, dt),
+          rnd(x, seed + 2, -1, 1, dt),
+          rnd(c, seed + 3, -decay_max, decay_max, DType::F32),
+          rnd(c, seed + 4, -2.0 * double(s.T), 2.0 * double(s.T), DType::F32),
+          rnd(c, seed + 5, -1, 1, DType::F32)};
+}
+
+struct Outputs {
+  Tensor y, dk, dv, ddecay, dfirst;
+};
+
+using Fwd64 = void (*)(double*, const double*, const double*, const double*, const double*, int64_t, int64_t, int64_t,
+                       void*);
+using Bwd64 = void (*)(double*, double*, double*, double*, const double*, const double*, const double*,
+                       const double*, const double*, int64_t, int64_t, int64_t, void*);
+
+Outputs reference(const Inputs& in, Fwd64 fwd, Bwd64 bwd) {
+  const Shape3 s = in.s;
+  Outputs o{Tensor::empty(in.k.shape(), DType::F64), Tensor::empty(in.k.shape(), DType::F64),
+            Tensor::empty(in.k.shape(), DType::F64), in.init.clone(), in.init.clone()};
+  auto p = [](const Tensor& t) { return t.data_ptr<double>(); };
+  fwd(p(o.y), p(in.k), p(in.v), p(in.decay), p(in.first), s.B, s.T, s.C, nullptr);
+  bwd(p(o.dk), p(o.dv), p(o.ddecay), p(o.dfirst), p(in.dy), p(in.k), p(in.v), p(in.decay), p(in.first), s.B, s.T, s.C,
+      nullptr);
+  return o;
+}
+
+// Runs the exact CUDA kernels on poisoned outputs and a poisoned workspace (separate for the two calls).
+template <typename E> Outputs run_exact(const Inputs& in, BiWkvPath path) {
+  const Shape3 s = in.s;
+  const DType dt = dtype_v<E>;
+  Tensor k = in.k.to(kGpu, dt), v = in.v.to(kGpu, dt), dy = in.dy.to(kGpu, dt);
+  Tensor decay = in.decay.to(kGpu, DType::F32), first = in.first.to(kGpu, DType::F32);
+  Outputs o{poisoned(k.shape(), dt, kGpu), poisoned(k.shape(), dt, kGpu), poisoned(k.shape(), dt, kGpu),
+            in.init.to(kGpu, DType::F32), in.init.to(kGpu, DType::F32)};
+  const int64_t bytes = int64_t(bi_wkv_workspace_bytes(s.B, s.T, s.C));
+  Tensor ws = poisoned(Shape{bytes}, DType::U8, kGpu);
+  bi_wkv_forward_cuda_path<E>(path, o.y.data_ptr<E>(), k.data_ptr<E>(), v.data_ptr<E>(), decay.data_ptr<float>(),
+                              first.data_ptr<float>(), s.B, s.T, s.C, ws.data(), stream());
+  ws = poisoned(Shape{bytes}, DType::U8, kGpu);
+  bi_wkv_backward_cuda_path<E>(path, o.dk.data_ptr<E>(), o.dv.data_ptr<E>(), o.ddecay.data_ptr<float>(),
+                               o.dfirst.data_ptr<float>(), dy.data_ptr<E>(), k.data_ptr<E>(), v.data_ptr<E>(),
+                               decay.data_ptr<float>(), first.data_ptr<float>(), s.B, s.T, s.C, ws.data(), stream());
+  return o;
+}
+
+template <typename E> Outputs run_compat(const Inputs& in) {
+  const Shape3 s = in.s;
+  const DType dt = dtype_v<E>;
+  Tensor k = in.k.to(kGpu, dt), v = in.v.to(kGpu, dt), dy = in.dy.to(kGpu, dt);
+  Tensor decay = in.decay.to(kGpu, DType::F32), first = in.first.to(kGpu, DType::F32);
+  Outputs o{poisoned(k.shape(), dt, kGpu), poisoned(k.shape(), dt, kGpu), poisoned(k.shape(), dt, kGpu),
+            in.init.to(kGpu, DType::F32), in.init.to(kGpu, DType::F32)};
+  Tensor ws = poisoned(Shape{int64_t(bi_wkv_compat_workspace_bytes(s.B, s.T, s.C))}, DType::U8, kGpu);
+  bi_wkv_compat_forward_cuda<E>(o.y.data_ptr<E>(), k.data_ptr<E>(), v.data_ptr<E>(), decay.data_ptr<float>(),
+                                first.data_ptr<float>(), s.B, s.T, s.C, ws.data(), stream());
+  bi_wkv_compat_backward_cuda<E>(o.dk.data_ptr<E>(), o.dv.data_ptr<E>(), o.ddecay.data_ptr<float>(),
+                                 o.dfirst.data_ptr<float>(), dy.data_ptr<E>(), k.data_ptr<E>(), v.data_ptr<E>(),
+                                 decay.data_ptr<float>(), first.data_ptr<float>(), s.B, s.T, s.C, ws.data(), stream());
+  return o;
+}
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (double x : t.to_vector<double>()) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+// |got − want| ≤ rtol·|want| + atol·max(max|want|, 0.01) (NaN never passes; inputs are O(1), so 0.01
+// keeps an all-but-zero tensor, e.g. dk at T = 1, from demanding exact zeros). f32: the CPU f32
+// implementation of the same algorithm stays within 1e-5·max at T = 16384; ex2.approx adds a few 1e-7
+// per exponential. bf16: outputs are rounded to 8 bits of mantissa (≤ 2^-9 relative); the parameter
+// gradients stay f32.
+void expect_outputs(const Outputs& got, const Outputs& want, DType dt, int64_t T, const std::string& what) {
+  const double atol = T > 4096 ? 2e-4 : 1e-4;
+  const double rtol = dt == DType::BF16 ? 8e-3 : 0.0;
+  auto check = [&](const Tensor& g, const Tensor& w, double r, const char* name) {
+    testing::Tolerance tol{r, atol * std::max(max_abs(w), 0.01)};
+    EXPECT_TENSORS_CLOSE(g.to(Device::cpu()), w, tol, what + " " + name, 0);
+  };
+  check(got.y, want.y, rtol, "y");
+  check(got.dk, want.dk, rtol, "dk");
+  check(got.dv, want.dv, rtol, "dv");
+  check(got.ddecay, want.ddecay, 0.0, "ddecay");
+  check(got.dfirst, want.dfirst, 0.0, "dfirst");
+}
+
+std::string path_name(BiWkvPath p) {
+  return p == BiWkvPath::Chained ? "chained" : p == BiWkvPath::MultiPass ? "multi-pass" : "auto";
+}
+
+template <typename E> void check_exact(Shape3 s, double decay_max, uint64_t seed) {
+  const DType dt = dtype_v<E>;
+  Inputs in = make_inputs(s, dt, decay_max, seed);
+  Outputs want = reference(in, &bi_wkv_forward_cpu<double>, &bi_wkv_backward_cpu<double>);
+  const std::string auto_is = path_name(bi_wkv_auto_path<E>(s.B, s.T, s.C, true));
+  for (BiWkvPath path : {BiWkvPath::Auto, BiWkvPath::MultiPass}) {
+    std::string what = s.str() + " " + std::string(dtype_name(dt)) + " " + path_name(path) + " (auto = " + auto_is +
+                       ") seed " + std::to_string(seed);
+    expect_outputs(run_exact<E>(in, path), want, dt, s.T, what);
+  }
+}
+
+TEST(BiWkvGpu, ExactMatchesCpuF32AndBf16) {
+  DRWKV_REQUIRE_GPU();
+  uint64_t seed = 1;
+  for (int64_t B : {1, 3})
+    for (int64_t C : {1, 7, 384})
+      for (int64_t T : {1, 2, 31, 256, 1000, 4096}) {
+        check_exact<float>({B, T, C}, 5.0, seed += 10);
+        check_exact<bf16>({B, T, C}, 5.0, seed += 10);
+      }
+}
+
+TEST(BiWkvGpu, ExactLongSequence) {
+  DRWKV_REQUIRE_GPU();
+  check_exact<float>({1, 16384, 96}, 5.0, 7);
+  check_exact<bf16>({1, 16384, 96}, 5.0, 8);
+}
+
+TEST(BiWkvGpu, ExactStrongDecaysBothSigns) {
+  DRWKV_REQUIRE_GPU();
+  // |w| up to 1 per token at T = 31 (far tokens dominate when w < 0), and up to 0.05 at T = 333
+  check_exact<float>({2, 31, 40}, 31.0, 21);
+  check_exact<float>({2, 333, 40}, 16.0, 22);
+  check_exact<bf16>({2, 333, 40}, 16.0, 23);
+}
+
+TEST(BiWkvGpu, ChainedPathWhenItFits) {
+  DRWKV_REQUIRE_GPU();
+  for (Shape3 s : {Shape3{3, 1000, 70}, Shape3{2, 4096, 33}}) {
+    if (bi_wkv_auto_path<float>(s.B, s.T, s.C, true) != BiWkvPath::Chained) continue;
+    Inputs in = make_inputs(s, DType::F32, 5.0, 31);
+    Outputs want = reference(in, &bi_wkv_forward_cpu<double>, &bi_wkv_backward_cpu<double>);
+    expect_outputs(run_exact<float>(in, BiWkvPath::Chained), want, DType::F32, s.T, s.str() + " forced chained");
+  }
+}
+
+std::vector<uint8_t> bytes_of(const Tensor& t) {
+  Tensor h = t.to(Device::cpu());
+  std::vector<uint8_t> b(h.nbytes());
+  std::memcpy(b.data(), h.data(), b.size());
+  return b;
+}
+
+template <typename E> void check_deterministic(Shape3 s, BiWkvPath path) {
+  Inputs in = make_inputs(s, dtype_v<E>, 5.0, 41);
+  Outputs a = run_exact<E>(in, path), b = run_exact<E>(in, path);
+  const std::string what = s.str() + " " + std::string(dtype_name(dtype_v<E>)) + " " + path_name(path);
+  EXPECT_TRUE(bytes_of(a.y) == bytes_of(b.y)) << what << " y";
+  EXPECT_TRUE(bytes_of(a.dk) == bytes_of(b.dk)) << what << " dk";
+  EXPECT_TRUE(bytes_of(a.dv) == bytes_of(b.dv)) << what << " dv";
+  EXPECT_TRUE(bytes_of(a.ddecay) == bytes_of(b.ddecay)) << what << " ddecay";
+  EXPECT_TRUE(bytes_of(a.dfirst) == bytes_of(b.dfirst)) << what << " dfirst";
+}
+
+TEST(BiWkvGpu, BackwardIsBitwiseDeterministic) {
+  DRWKV_REQUIRE_GPU();
+  for (BiWkvPath path : {BiWkvPath::Auto, BiWkvPath::MultiPass}) {
+    check_deterministic<float>({32, 1024, 384}, path);
+    check_deterministic<bf16>({32, 1024, 384}, path);
+    check_deterministic<float>({3, 4096, 70}, path);
+  }
+}
+
+TEST(BiWkvGpu, CompatMatchesCpu) {
+  DRWKV_REQUIRE_GPU();
+  uint64_t seed = 300;
+  for (Shape3 s : {Shape3{1, 1, 7}, Shape3{2, 33, 7}, Shape3{2, 256, 64}, Shape3{1, 1000, 40}}) {
+    for (DType dt : {DType::F32, DType::BF16}) {
+      Inputs in = make_inputs(s, dt, 5.0, seed += 10);
+      Outputs want = reference(in, &bi_wkv_compat_forward_cpu<double>, &bi_wkv_compat_backward_cpu<double>);
+      Outputs got = dt == DType::F32 ? run_compat<float>(in) : run_compat<bf16>(in);
+      expect_outputs(got, want, dt, s.T, s.str() + " compat " + std::string(dtype_name(dt)));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace drwkv::kernels
