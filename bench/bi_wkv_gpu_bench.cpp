@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "bench/bench_util.h"
 #include "core/rng.h"
 #include "core/stream.h"
@@ -73,7 +74,7 @@ template <typename E> void backward(const Buffers& b, const Config& c, BiWkvPath
 }
 
 std::string shape_name(const Config& c) {
-  return "B" + std::to_string(c.B) + " T" + std::to_string(c.T) + " C" + std::to_string(c.C);
+  return absl::StrFormat("B%d T%d C%d", c.B, c.T, c.C);
 }
 std::string path_name(BiWkvPath p) { return p == BiWkvPath::Chained ? "chained" : "multi-pass"; }
 

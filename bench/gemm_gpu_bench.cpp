@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "bench/bench_util.h"
 #include "core/rng.h"
 #include "core/stream.h"
@@ -79,7 +80,7 @@ int main(int argc, char** argv) {
   const int64_t M = 65536;
   std::vector<Row> rows;
   for (auto [k, n] : std::vector<std::pair<int64_t, int64_t>>{{384, 1536}, {1536, 384}, {768, 3072}, {1536, 6144}}) {
-    std::string shape = "M" + std::to_string(M) + "_K" + std::to_string(k) + "_N" + std::to_string(n);
+    std::string shape = absl::StrFormat("M%d_K%d_N%d", M, k, n);
     rows.push_back({"fwd_" + shape, M, n, k, false, true, DType::BF16, 0.0f});   // X · Wᵀ
     rows.push_back({"dX_" + shape, M, k, n, false, false, DType::BF16, 0.0f});   // dY · W
     rows.push_back({"dW_" + shape, n, k, M, true, false, DType::F32, 1.0f});     // dW += dYᵀ · X
