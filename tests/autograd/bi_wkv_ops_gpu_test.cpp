@@ -28,8 +28,9 @@ void check(BiWkvVariant variant, DType dt, int64_t B, int64_t T, int64_t C, uint
   Tensor start = rnd(Shape{C}, seed + 5, -1, 1, DType::F32);
   auto run = [&](Device dev, DType act, DType par) {
     Variable d(decay.to(dev, par), true), f(first.to(dev, par), true), kv(k.to(dev, act), true), vv(v.to(dev, act), true);
-    d.bind_grad(start.to(dev, par));
-    f.bind_grad(start.to(dev, par));
+    // clones: on the CPU `to` may return `start` itself, and the two gradients must not share a buffer
+    d.bind_grad(start.to(dev, par).clone());
+    f.bind_grad(start.to(dev, par).clone());
     Variable y = bi_wkv(d, f, kv, vv, variant);
     y.backward(gy.to(dev, act));
     return std::vector<Tensor>{y.value(), kv.grad(), vv.grad(), d.grad(), f.grad()};
