@@ -18,13 +18,15 @@ namespace {
 
 using testing::test_world;
 
-// A value in [-1, 1) from (rank, index, salt), the same on every machine.
+// A value with a full 24-bit mantissa and an exponent in [-10, 10] from (rank, index, salt), the same on
+// every machine: sums of such values round, so a different summation order shows in the bits.
 float input_value(int rank, int64_t i, uint32_t salt = 0) {
   uint64_t x = uint64_t(rank + 1) * 0x9E3779B97F4A7C15ull ^ uint64_t(i) * 0xBF58476D1CE4E5B9ull ^ salt;
   x ^= x >> 31;
   x *= 0x94D049BB133111EBull;
   x ^= x >> 29;
-  return float(int64_t(x >> 40) - (int64_t(1) << 23)) / float(1 << 23);
+  float unit = float(int64_t(x >> 40) - (int64_t(1) << 23)) / float(1 << 23);  // [-1, 1)
+  return std::ldexp(unit, int((x >> 8) % 21) - 10);
 }
 
 template <typename T>
@@ -32,7 +34,7 @@ Tensor make_input(int rank, int64_t n, uint32_t salt = 0) {
   std::vector<T> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     if constexpr (std::is_integral_v<T>) {
-      v[size_t(i)] = T(int64_t(input_value(rank, i, salt) * 1000000.0f));
+      v[size_t(i)] = T(int64_t(input_value(rank, i, salt) * 1000.0f));
     } else {
       v[size_t(i)] = T(input_value(rank, i, salt));
     }
