@@ -31,7 +31,7 @@ std::vector<int> parse_ranks(const std::string& csv) {
 }
 
 std::string where_text(const Heartbeat& h) {
-  return strprintf("it was at step %lld, %llu collectives issued, in: %s", (long long)h.step,
+  return strprintf("its last heartbeat: step %lld, %llu collectives issued, in: %s", (long long)h.step,
                    (unsigned long long)h.started, h.current.c_str());
 }
 
@@ -130,16 +130,20 @@ struct Watchdog::State {
   std::map<uint64_t, Op> ops;
   uint64_t next_id = 1;
   Heartbeat hb;
-  std::thread thread;
+  std::thread thread;            // deadlines and device-work probes
+  std::thread heartbeat_thread;  // heartbeats and peer checks
   std::atomic<bool> firing{false};
-  int store_failures = 0;
+  int store_failures = 0;  // consecutive
+  std::string first_store_error;
 };
 
 Watchdog::Watchdog(int rank, int world_size, Store* store, WatchdogOptions options, std::function<void()> abort_comm)
     : rank_(rank), world_(world_size), store_(store), options_(std::move(options)), abort_comm_(std::move(abort_comm)),
       state_(std::make_unique<State>()) {
   state_->hb.current = "idle";
+  if (store_) beat();  // a first heartbeat before the first collective: "never sent one" means never started
   state_->thread = std::thread([this] { run(); });
+  if (store_) state_->heartbeat_thread = std::thread([this] { run_heartbeat(); });
 }
 
 Watchdog::~Watchdog() { stop(); }
@@ -151,6 +155,7 @@ void Watchdog::stop() {
   }
   state_->cv.notify_all();
   if (state_->thread.joinable()) state_->thread.join();
+  if (state_->heartbeat_thread.joinable()) state_->heartbeat_thread.join();
 }
 
 uint64_t Watchdog::begin(std::string what, bool collective, double timeout_s) {
@@ -194,7 +199,6 @@ Heartbeat Watchdog::heartbeat() const {
 void Watchdog::run() {
   if (options_.thread_init) options_.thread_init();
   const double tick = std::min(0.05, options_.heartbeat_s / 4);
-  double next_beat = 0;
   std::unique_lock<std::mutex> lock(state_->mu);
   while (!state_->stopping) {
     state_->cv.wait_for(lock, std::chrono::duration<double>(tick));
@@ -217,13 +221,20 @@ void Watchdog::run() {
         on_timeout(what, timeout);  // does not return
       }
     }
-    if (now >= next_beat && store_) {
-      next_beat = now + options_.heartbeat_s;
-      lock.unlock();
-      beat();
-      if (world_ > 1) check_peers();
-      lock.lock();
-    }
+  }
+}
+
+// Heartbeats and peer checks run on their own thread, so that a rank busy diagnosing a timeout still
+// looks alive to the others (they may be diagnosing at the same moment).
+void Watchdog::run_heartbeat() {
+  std::unique_lock<std::mutex> lock(state_->mu);
+  while (!state_->stopping) {
+    state_->cv.wait_for(lock, std::chrono::duration<double>(options_.heartbeat_s));
+    if (state_->stopping) break;
+    lock.unlock();
+    beat();
+    if (world_ > 1) check_peers();
+    lock.lock();
   }
 }
 
@@ -239,11 +250,14 @@ void Watchdog::beat() {
     state_->store_failures = 0;
     return;
   }
-  if (++state_->store_failures == 1) log_warn("watchdog: heartbeat failed: %s", std::string(s.message()).c_str());
+  if (++state_->store_failures == 1) {
+    state_->first_store_error = std::string(s.message());
+    log_warn("watchdog: heartbeat failed: %s", state_->first_store_error.c_str());
+  }
   if (state_->store_failures >= 3 && rank_ != 0) {
     abort_run({0}, strprintf("watchdog: rank 0 failed: the rendezvous store %s it serves has been unreachable for "
-                             "3 heartbeats (%s); this rank was at: %s",
-                             store_->address().c_str(), std::string(s.message()).c_str(), h.current.c_str()),
+                             "3 heartbeats (%s); on this rank: %s",
+                             store_->address().c_str(), state_->first_store_error.c_str(), h.current.c_str()),
               false);
   }
 }
@@ -255,9 +269,7 @@ void Watchdog::check_peers() {
     size_t nl = v.find('\n');
     std::vector<int> failed = parse_ranks(v.substr(0, nl));
     std::string msg = nl == std::string::npos ? v : v.substr(nl + 1);
-    abort_run(failed, strprintf("%s [as reported by another rank; this rank was at: %s]", msg.c_str(),
-                                heartbeat().current.c_str()),
-              false);
+    abort_run(failed, strprintf("%s; on this rank: %s", msg.c_str(), heartbeat().current.c_str()), false);
   }
   std::vector<int> dead = read_dead();
   if (!dead.empty()) {
@@ -268,7 +280,7 @@ void Watchdog::check_peers() {
       why += strprintf("%srank %d died: its connection to the rendezvous store closed without a clean shutdown%s",
                        why.empty() ? "" : "; ", r, h ? (" (" + where_text(*h) + ")").c_str() : "");
     }
-    abort_run(dead, strprintf("watchdog: %s failed: %s; this rank was at: %s", rank_list(dead).c_str(), why.c_str(),
+    abort_run(dead, strprintf("watchdog: %s failed: %s; on this rank: %s", rank_list(dead).c_str(), why.c_str(),
                               heartbeat().current.c_str()));
   }
 }
@@ -322,7 +334,7 @@ void Watchdog::abort_run(const std::vector<int>& failed, const std::string& mess
       if (existing.ok() && !existing->has_value()) {
         std::string csv;
         for (int r : failed) csv += std::to_string(r) + ",";
-        (void)store_->set("abort", csv + "\n" + message + strprintf(" [reported by rank %d]", rank_));
+        (void)store_->set("abort", csv + "\n" + strprintf("%s (reported by rank %d)", message.c_str(), rank_));
       }
     }
     (void)store_->set("aborted/" + std::to_string(rank_), "1");
@@ -342,6 +354,7 @@ void Watchdog::abort_run(const std::vector<int>& failed, const std::string& mess
     }
   }
   const int code = options_.exit_code;
+  log_error("watchdog: aborting the communicator; exiting with status %d", code);
   std::thread([code] {
     std::this_thread::sleep_for(std::chrono::seconds(10));
     std::_Exit(code);

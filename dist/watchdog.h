@@ -1,14 +1,15 @@
 // The watchdog: no collective or step may hang forever, and when one does, every live rank exits
 // non-zero with a message naming the rank that failed.
 //
-// A thread per process
-//   - publishes a heartbeat every heartbeat_s at "hb/RANK" in the rendezvous store: a beat counter,
-//     the step, how many collectives this rank has issued and completed, and what is in flight;
-//   - watches every operation registered by begin()/watch()/scope() (the communicators register each
-//     collective; the trainer wraps each step) against its deadline;
-//   - reads the store's "abort" key (a peer gave up) and "__dead" (TCP store: ranks whose connection
-//     closed without a clean goodbye, i.e. processes that died).
-// When an operation passes its deadline, the thread reads all heartbeats twice, 2.5 heartbeats apart
+// Two threads per process:
+//   - the heartbeat thread publishes a heartbeat every heartbeat_s at "hb/RANK" in the rendezvous
+//     store (a beat counter, the step, how many collectives this rank has issued and completed, what
+//     is in flight), and reads the store's "abort" (a peer gave up) and "__dead" (TCP store: ranks whose
+//     connection closed without a clean goodbye, i.e. processes that died);
+//   - the watch thread checks every operation registered by begin()/watch()/scope() (the communicators
+//     register each collective; the trainer wraps each step) against its deadline.
+// Separate threads, so a rank busy diagnosing a timeout still looks alive to the others.
+// When an operation passes its deadline, the watch thread reads all heartbeats twice, 2.5 heartbeats apart
 // (no clocks are compared across nodes) and names the failed ranks: died (connection closed), stopped
 // (no new heartbeat), or alive but behind (fewer collectives issued than this rank). It then
 //   1. prints  "watchdog: rank R failed: <why>; <what timed out here>"   (R: a list when several),
@@ -108,6 +109,7 @@ class Watchdog {
  private:
   struct State;
   void run();
+  void run_heartbeat();
   void beat();
   void check_peers();
   void on_timeout(const std::string& what, double timeout_s);
