@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -36,15 +37,27 @@ ncclDataType_t nccl_type(DType t) {
   return ncclUint8;
 }
 
+// The communicator handle and whether it was aborted: ncclCommAbort frees the handle, so the host
+// waits below never touch it after an abort (the watchdog is then about to exit the process).
+struct CommHandle {
+  ncclComm_t comm = nullptr;
+  std::mutex mu;
+  bool aborted = false;
+};
+
 class NcclWork : public Work {
  public:
-  NcclWork(std::shared_ptr<Event> done, ncclComm_t comm, int device)
-      : done_(std::move(done)), comm_(comm), device_(device) {}
+  NcclWork(std::shared_ptr<Event> done, std::shared_ptr<CommHandle> h, int device)
+      : done_(std::move(done)), h_(std::move(h)), device_(device) {}
   bool done() override { return done_->query(); }
   void wait() override {
     while (!done_->query()) {
-      ncclResult_t async = ncclSuccess;
-      NCCL_CHECK(ncclCommGetAsyncError(comm_, &async));
+      ncclResult_t rc = ncclSuccess, async = ncclSuccess;
+      {
+        std::lock_guard<std::mutex> lock(h_->mu);
+        if (!h_->aborted) rc = ncclCommGetAsyncError(h_->comm, &async);
+      }
+      NCCL_CHECK(rc);  // outside the lock: the fatal hook aborts the communicator
       NCCL_CHECK(async);
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
@@ -53,7 +66,7 @@ class NcclWork : public Work {
 
  private:
   std::shared_ptr<Event> done_;
-  ncclComm_t comm_;
+  std::shared_ptr<CommHandle> h_;
   int device_;
 };
 
@@ -68,12 +81,15 @@ class NcclCommunicator : public Communicator {
     cuda_set_device(device);
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 1;
-    NCCL_CHECK(ncclCommInitRankConfig(&comm_, world, uid, rank, &config));
+    NCCL_CHECK(ncclCommInitRankConfig(&h_->comm, world, uid, rank, &config));
+    comm_ = h_->comm;
   }
   ~NcclCommunicator() override {
-    if (!aborted_.load()) {
+    std::lock_guard<std::mutex> lock(h_->mu);
+    if (!h_->aborted) {
       // ncclCommDestroy waits for outstanding work; a clean end of the run has none
       ncclCommDestroy(comm_);
+      h_->aborted = true;
     }
   }
 
@@ -147,8 +163,14 @@ class NcclCommunicator : public Communicator {
     std::copy(host.begin(), host.end(), out.begin());
   }
 
+  // From the watchdog or the fatal hook. The lock is only held around short calls; should it not come
+  // within 2 s, the abort proceeds anyway (the process exits right after).
   void abort() override {
-    if (!aborted_.exchange(true)) ncclCommAbort(comm_);
+    std::unique_lock<std::mutex> lock(h_->mu, std::defer_lock);
+    for (int i = 0; i < 200 && !lock.try_lock(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (h_->aborted) return;
+    h_->aborted = true;
+    ncclCommAbort(comm_);
   }
 
  private:
@@ -174,13 +196,13 @@ class NcclCommunicator : public Communicator {
     auto done = std::make_shared<Event>();
     done->record(stream_);
     if (watchdog_) watchdog_->watch(std::move(what), true, [done] { return done->query(); });
-    return std::make_shared<NcclWork>(done, comm_, device_);
+    return std::make_shared<NcclWork>(done, h_, device_);
   }
 
   int rank_, world_, device_;
   Stream stream_;
-  ncclComm_t comm_ = nullptr;
-  std::atomic<bool> aborted_{false};
+  std::shared_ptr<CommHandle> h_ = std::make_shared<CommHandle>();
+  ncclComm_t comm_ = nullptr;  // h_->comm
 };
 
 }  // namespace

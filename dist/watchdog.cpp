@@ -245,7 +245,7 @@ void Watchdog::beat() {
     ++state_->hb.beat;
   }
   h = heartbeat();
-  absl::Status s = store_->set("hb/" + std::to_string(rank_), h.encode());
+  absl::Status s = store_->set(key("hb/" + std::to_string(rank_)), h.encode());
   if (s.ok()) {
     state_->store_failures = 0;
     return;
@@ -263,7 +263,7 @@ void Watchdog::beat() {
 }
 
 void Watchdog::check_peers() {
-  auto abort = store_->get("abort");
+  auto abort = store_->get(key("abort"));
   if (abort.ok() && abort->has_value()) {
     const std::string& v = **abort;
     size_t nl = v.find('\n');
@@ -275,7 +275,7 @@ void Watchdog::check_peers() {
   if (!dead.empty()) {
     std::string why;
     for (int r : dead) {
-      auto hb = store_->get("hb/" + std::to_string(r));
+      auto hb = store_->get(key("hb/" + std::to_string(r)));
       std::optional<Heartbeat> h = hb.ok() && hb->has_value() ? Heartbeat::decode(**hb) : std::nullopt;
       why += strprintf("%srank %d died: its connection to the rendezvous store closed without a clean shutdown%s",
                        why.empty() ? "" : "; ", r, h ? (" (" + where_text(*h) + ")").c_str() : "");
@@ -288,7 +288,7 @@ void Watchdog::check_peers() {
 std::vector<std::optional<Heartbeat>> Watchdog::read_heartbeats() {
   std::vector<std::optional<Heartbeat>> out(static_cast<size_t>(world_));
   for (int r = 0; r < world_; ++r) {
-    auto v = store_->get("hb/" + std::to_string(r));
+    auto v = store_->get(key("hb/" + std::to_string(r)));
     if (v.ok() && v->has_value()) out[size_t(r)] = Heartbeat::decode(**v);
   }
   return out;
@@ -316,9 +316,9 @@ void Watchdog::on_timeout(const std::string& what, double timeout_s) {
 
 void Watchdog::publish_failure(const std::string& reason) {
   if (!store_ || world_ == 1) return;
-  auto existing = store_->get("abort");
+  auto existing = store_->get(key("abort"));
   if (existing.ok() && !existing->has_value()) {
-    (void)store_->set("abort", strprintf("%d\nwatchdog: rank %d failed: %s", rank_, rank_, reason.c_str()));
+    (void)store_->set(key("abort"), strprintf("%d\nwatchdog: rank %d failed: %s", rank_, rank_, reason.c_str()));
   }
 }
 
@@ -330,14 +330,14 @@ void Watchdog::abort_run(const std::vector<int>& failed, const std::string& mess
   log_error("%s", message.c_str());
   if (store_ && world_ > 1) {
     if (publish) {
-      auto existing = store_->get("abort");
+      auto existing = store_->get(key("abort"));
       if (existing.ok() && !existing->has_value()) {
         std::string csv;
         for (int r : failed) csv += std::to_string(r) + ",";
-        (void)store_->set("abort", csv + "\n" + strprintf("%s (reported by rank %d)", message.c_str(), rank_));
+        (void)store_->set(key("abort"), csv + "\n" + strprintf("%s (reported by rank %d)", message.c_str(), rank_));
       }
     }
-    (void)store_->set("aborted/" + std::to_string(rank_), "1");
+    (void)store_->set(key("aborted/" + std::to_string(rank_)), "1");
     // let the other live ranks print their own message before the communicator abort ends the job
     std::vector<int> dead = read_dead();
     double deadline = now_s() + 2 * options_.heartbeat_s + 1.0;
@@ -345,7 +345,7 @@ void Watchdog::abort_run(const std::vector<int>& failed, const std::string& mess
       bool skip = r == rank_ || std::find(failed.begin(), failed.end(), r) != failed.end() ||
                   std::find(dead.begin(), dead.end(), r) != dead.end();
       auto v = skip ? absl::StatusOr<std::optional<std::string>>(std::optional<std::string>("1"))
-                    : store_->get("aborted/" + std::to_string(r));
+                    : store_->get(key("aborted/" + std::to_string(r)));
       if (!v.ok() || v->has_value()) {
         ++r;
       } else {

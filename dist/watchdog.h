@@ -38,7 +38,10 @@ struct WatchdogOptions {
   double timeout_s = 600;  // default deadline of an operation
   double heartbeat_s = 1.0;
   int exit_code = kWatchdogExitCode;
-  std::function<void()> thread_init;  // run first on the watchdog thread (e.g. select the CUDA device)
+  std::function<void()> thread_init;  // run first on the watch thread (e.g. select the CUDA device)
+  // Prefix of this run's keys in the store ("hb/R" is stored as PREFIX + "hb/R"), so that keys left by
+  // an earlier run in a reused directory are never read as this run's.
+  std::string key_prefix;
 };
 
 struct Heartbeat {
@@ -115,6 +118,7 @@ class Watchdog {
   void on_timeout(const std::string& what, double timeout_s);
   std::vector<std::optional<Heartbeat>> read_heartbeats();
   std::vector<int> read_dead();
+  std::string key(const std::string& k) const { return options_.key_prefix + k; }
 
   int rank_, world_;
   Store* store_;

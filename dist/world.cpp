@@ -2,6 +2,7 @@
 #include "dist/world.h"
 
 #include <chrono>
+#include <optional>
 #include <cstdlib>
 #include <random>
 #include <thread>
@@ -21,6 +22,12 @@ std::string random_token() {
   std::string s(16, '\0');
   for (char& c : s) c = char(rd() & 0xff);
   return s;
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
 }
 
 absl::StatusOr<int> pick_gpu(const ProcessInfo& info) {
@@ -124,28 +131,36 @@ absl::Status World::start(const DistOptions& options) {
     DRWKV_ASSIGN_OR_RETURN(payload_, store_rendezvous(*store_, info_, mine, options.rendezvous_timeout_s));
   }
 
-  // ---- communicator, watchdog, fatal hook
-  switch (backend_) {
-    case Backend::Nccl: comm_ = make_nccl_communicator(payload_, info_.rank, W, device_.index); break;
-    case Backend::Mpi: comm_ = make_mpi_communicator(); break;
-    case Backend::Self: comm_ = make_self_communicator(device_); break;
-    default: break;
-  }
+  // keys of this run in the store: a reused directory may hold an earlier run's
+  run_prefix_ = absl::StrFormat("run-%016x/", fnv1a(payload_));
+
+  // ---- watchdog and fatal hook, then the communicator under the watchdog's eye
   if (options.watchdog) {
     WatchdogOptions wo;
     wo.timeout_s = options.collective_timeout_s;
     wo.heartbeat_s = options.heartbeat_s;
+    wo.key_prefix = run_prefix_;
     if (backend_ == Backend::Nccl) wo.thread_init = [dev = device_.index] { cuda_set_device(dev); };
-    Communicator* c = comm_.get();
-    watchdog_ = std::make_unique<Watchdog>(info_.rank, W, store_.get(), wo, [c] {
-      if (c) c->abort();
+    watchdog_ = std::make_unique<Watchdog>(info_.rank, W, store_.get(), wo, [this] {
+      if (comm_) comm_->abort();
     });
-    if (comm_) comm_->set_watchdog(watchdog_.get());
   }
   set_fatal_hook([this] {
     if (watchdog_) watchdog_->publish_failure(strprintf("fatal error (see the log of rank %d)", info_.rank));
     if (comm_) comm_->abort();
   });
+  {
+    std::optional<Watchdog::Scope> guard;
+    if (watchdog_) guard.emplace(watchdog_->scope("communicator start-up", options.rendezvous_timeout_s));
+    switch (backend_) {
+      case Backend::Nccl: comm_ = make_nccl_communicator(payload_, info_.rank, W, device_.index); break;
+      case Backend::Mpi: comm_ = make_mpi_communicator(); break;
+      case Backend::Self: comm_ = make_self_communicator(device_); break;
+      default: break;
+    }
+  }
+  if (comm_ && watchdog_) comm_->set_watchdog(watchdog_.get());
+  started_ = true;
   log_info0("dist: %d process(es), backend %s, rendezvous %s%s", W, backend_name(backend_), rendezvous_.str().c_str(),
             store_ ? (", store " + store_->address()).c_str() : "");
   return absl::OkStatus();
@@ -216,14 +231,24 @@ World::~World() { shutdown(); }
 void World::shutdown() {
   if (watchdog_) watchdog_->stop();
   const int W = info_.world_size;
+  if (!started_) {
+    // init failed: the other ranks may be stuck in start-up; no barrier, no MPI_Finalize (the program
+    // exits with the Status, and the launcher ends the job)
+    set_fatal_hook(nullptr);
+    comm_.reset();
+    watchdog_.reset();
+    store_.reset();
+    server_.reset();
+    return;
+  }
   if (store_ && W > 1) {
-    absl::Status s = store_barrier(*store_, "shutdown", info_.rank, W, options_.rendezvous_timeout_s);
+    absl::Status s = store_barrier(*store_, run_prefix_ + "shutdown", info_.rank, W, options_.rendezvous_timeout_s);
     if (!s.ok()) log_warn("clean shutdown: %s", std::string(s.message()).c_str());
     if (info_.rank == 0) {
       // keep the store up until every rank has seen the barrier complete
       auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
       for (int r = 1; r < W && s.ok();) {
-        auto v = store_->get("left/" + std::to_string(r));
+        auto v = store_->get(run_prefix_ + "left/" + std::to_string(r));
         if (!v.ok() || std::chrono::steady_clock::now() > deadline) break;
         if (v->has_value()) {
           ++r;
@@ -232,7 +257,7 @@ void World::shutdown() {
         }
       }
     } else {
-      (void)store_->set("left/" + std::to_string(info_.rank), "1");
+      (void)store_->set(run_prefix_ + "left/" + std::to_string(info_.rank), "1");
     }
     store_->goodbye();
   }

@@ -15,7 +15,8 @@
 // User errors (bad variables, wrong world size, an unreachable rendezvous) come back as absl::Status.
 //
 // ~World() is the clean shutdown: watchdog stopped, a barrier over the store (so rank 0's store
-// outlives every user), communicator destroyed, MPI finalized.
+// outlives every user), communicator destroyed, MPI finalized. After a failed init() nothing waits
+// for the other ranks.
 #pragma once
 
 #include <memory>
@@ -50,6 +51,8 @@ class World {
   Watchdog* watchdog() const { return watchdog_.get(); }  // null when disabled
   // The bytes rank 0 published at the rendezvous (the NCCL id, or a random run token).
   const std::string& rendezvous_payload() const { return payload_; }
+  // Prefix of this run's keys in the store (the watchdog's "hb/R" is at run_prefix() + "hb/R").
+  const std::string& run_prefix() const { return run_prefix_; }
 
  private:
   World() = default;
@@ -63,12 +66,14 @@ class World {
   Rendezvous rendezvous_;
   Device device_ = Device::cpu();
   bool we_started_mpi_ = false;
+  bool started_ = false;  // init completed: shutdown may synchronise with the other ranks
   std::unique_ptr<TcpStoreServer> server_;
   std::unique_ptr<Store> store_;
   FileStore* file_store_ = nullptr;  // store_ when it is a FileStore
   std::unique_ptr<Communicator> comm_;
   std::unique_ptr<Watchdog> watchdog_;
   std::string payload_;
+  std::string run_prefix_;  // "run-<hash of the payload>/": this run's keys in the store
 };
 
 }  // namespace drwkv::dist

@@ -60,7 +60,7 @@ TEST(Rendezvous, EveryRankPublishesHeartbeats) {
   for (int r = 0; r < w.world_size(); ++r) {
     bool seen = false;
     for (int i = 0; i < 100 && !seen; ++i) {
-      auto v = w.store()->get("hb/" + std::to_string(r));
+      auto v = w.store()->get(w.run_prefix() + "hb/" + std::to_string(r));
       std::optional<Heartbeat> h = v.ok() && v->has_value() ? Heartbeat::decode(**v) : std::nullopt;
       seen = h && h->step == 42;
       if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(50));
