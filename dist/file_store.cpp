@@ -60,6 +60,13 @@ std::string FileStore::path(const std::string& key) const {
 }
 
 absl::Status FileStore::set(const std::string& key, const std::string& value) {
+  absl::Status s = write_and_rename(key, value);
+  // rank 0 clearing a reused directory may remove our temporary file between write and rename
+  for (int retry = 0; retry < 3 && absl::IsNotFound(s); ++retry) s = write_and_rename(key, value);
+  return s;
+}
+
+absl::Status FileStore::write_and_rename(const std::string& key, const std::string& value) {
   static std::atomic<uint64_t> counter{0};
   std::string final_path = path(key);
   std::string tmp = absl::StrFormat("%s/.tmp.%d.%d", dir_, int(getpid()), counter.fetch_add(1));
@@ -79,9 +86,10 @@ absl::Status FileStore::set(const std::string& key, const std::string& value) {
   }
   if (::close(fd) != 0) return errno_status("cannot write " + tmp);
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    bool vanished = errno == ENOENT;
     absl::Status s = errno_status("cannot rename " + tmp + " to " + final_path);
     ::unlink(tmp.c_str());
-    return s;
+    return vanished ? absl::NotFoundError(s.message()) : s;
   }
   return absl::OkStatus();
 }
@@ -110,13 +118,17 @@ absl::StatusOr<std::optional<std::string>> FileStore::get(const std::string& key
   return std::optional<std::string>(std::move(out));
 }
 
-absl::Status FileStore::clear() {
+absl::Status FileStore::clear() { return remove_files(/*temporaries=*/false); }
+
+absl::Status FileStore::remove_files(bool temporaries) {
   DIR* d = opendir(dir_.c_str());
   if (!d) return errno_status("cannot list " + dir_);
   std::vector<std::string> names;
   while (dirent* e = readdir(d)) {
     std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(n);
+    if (n == "." || n == "..") continue;
+    if (!temporaries && n.rfind(".tmp.", 0) == 0) continue;  // another rank's write in flight
+    names.push_back(n);
   }
   closedir(d);
   for (const std::string& n : names) {
@@ -127,7 +139,7 @@ absl::Status FileStore::clear() {
 }
 
 void FileStore::remove_all() {
-  (void)clear();
+  (void)remove_files(/*temporaries=*/true);
   ::rmdir(dir_.c_str());
 }
 

@@ -44,7 +44,8 @@ class FileStore : public Store {
   absl::Status set(const std::string& key, const std::string& value) override;
   absl::StatusOr<std::optional<std::string>> get(const std::string& key) override;
   std::string address() const override { return "file:" + dir_; }
-  // Deletes every key (rank 0 at the start of a run, against leftovers of an earlier run).
+  // Deletes every key (rank 0 at the start of a run, against leftovers of an earlier run); other
+  // ranks' writes in flight survive, and a key removed under a writer's feet is written again.
   absl::Status clear();
   // Removes the directory with its keys (rank 0 at a clean end of the run).
   void remove_all();
@@ -52,6 +53,8 @@ class FileStore : public Store {
  private:
   explicit FileStore(std::string dir) : dir_(std::move(dir)) {}
   std::string path(const std::string& key) const;
+  absl::Status write_and_rename(const std::string& key, const std::string& value);
+  absl::Status remove_files(bool temporaries);
   std::string dir_;
 };
 

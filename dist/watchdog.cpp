@@ -285,11 +285,12 @@ void Watchdog::check_peers() {
   }
 }
 
-std::vector<std::optional<Heartbeat>> Watchdog::read_heartbeats() {
+std::vector<std::optional<Heartbeat>> Watchdog::read_heartbeats(std::string* error) {
   std::vector<std::optional<Heartbeat>> out(static_cast<size_t>(world_));
   for (int r = 0; r < world_; ++r) {
     auto v = store_->get(key("hb/" + std::to_string(r)));
     if (v.ok() && v->has_value()) out[size_t(r)] = Heartbeat::decode(**v);
+    if (!v.ok() && error && error->empty()) *error = std::string(v.status().message());
   }
   return out;
 }
@@ -303,11 +304,28 @@ std::vector<int> Watchdog::read_dead() {
 void Watchdog::on_timeout(const std::string& what, double timeout_s) {
   std::string here = strprintf("on rank %d, %s did not complete within %.1f s", rank_, what.c_str(), timeout_s);
   if (!store_ || world_ == 1) abort_run({}, "watchdog: " + here);
-  double interval = std::max(0.5, 2.5 * options_.heartbeat_s);
+  // Peers that publish no new heartbeat over the window have stopped. The window lasts at least 2.5
+  // heartbeats and until this rank's own heartbeat thread has published two more: on a machine too
+  // busy to schedule heartbeat threads, nobody beats, and nobody is to blame (at most 10 windows).
+  const double min_window = std::max(0.5, 2.5 * options_.heartbeat_s);
   Heartbeat mine = heartbeat();
-  auto first = read_heartbeats();
-  std::this_thread::sleep_for(std::chrono::duration<double>(interval));
-  auto second = read_heartbeats();
+  std::string error;
+  auto first = read_heartbeats(&error);
+  const double start = now_s();
+  while (now_s() - start < min_window ||
+         (heartbeat().beat < mine.beat + 2 && now_s() - start < 10 * min_window)) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(min_window / 10));
+  }
+  const double interval = now_s() - start;
+  auto second = read_heartbeats(&error);
+  if (!error.empty()) {
+    if (rank_ != 0) {
+      abort_run({0}, strprintf("watchdog: rank 0 failed: the rendezvous store %s it serves is unreachable (%s); %s",
+                               store_->address().c_str(), error.c_str(), here.c_str()));
+    }
+    abort_run({}, strprintf("watchdog: no rank identified as failed: the heartbeats are unreadable (%s); %s",
+                            error.c_str(), here.c_str()));
+  }
   Diagnosis d = diagnose(rank_, mine, first, second, read_dead(), interval);
   if (d.failed.empty()) abort_run({}, "watchdog: no rank identified as failed: " + d.text + "; " + here);
   abort_run(d.failed, strprintf("watchdog: %s failed: %s; %s", rank_list(d.failed).c_str(), d.text.c_str(),
@@ -338,12 +356,12 @@ void Watchdog::abort_run(const std::vector<int>& failed, const std::string& mess
       }
     }
     (void)store_->set(key("aborted/" + std::to_string(rank_)), "1");
-    // let the other live ranks print their own message before the communicator abort ends the job
+    // let the other ranks print their own message before the communicator abort ends the job: all
+    // but the dead (a rank that is alive but behind is named as failed, and is told too); bounded
     std::vector<int> dead = read_dead();
     double deadline = now_s() + 2 * options_.heartbeat_s + 1.0;
     for (int r = 0; r < world_ && now_s() < deadline;) {
-      bool skip = r == rank_ || std::find(failed.begin(), failed.end(), r) != failed.end() ||
-                  std::find(dead.begin(), dead.end(), r) != dead.end();
+      bool skip = r == rank_ || std::find(dead.begin(), dead.end(), r) != dead.end();
       auto v = skip ? absl::StatusOr<std::optional<std::string>>(std::optional<std::string>("1"))
                     : store_->get(key("aborted/" + std::to_string(r)));
       if (!v.ok() || v->has_value()) {

@@ -14,7 +14,7 @@
 // (no new heartbeat), or alive but behind (fewer collectives issued than this rank). It then
 //   1. prints  "watchdog: rank R failed: <why>; <what timed out here>"   (R: a list when several),
 //   2. publishes the message at "abort", so every other rank prints it and stops within a heartbeat,
-//   3. waits up to 2 heartbeats + 1 s for the other ranks to acknowledge (so they all print first),
+//   3. waits up to 2 heartbeats + 1 s for the other live ranks to acknowledge (so they all print),
 //   4. aborts the communicator (ncclCommAbort, or MPI_Abort which ends the whole MPI job),
 //   5. exits with kWatchdogExitCode (a timer forces the exit should step 4 itself hang).
 // The same path runs when a peer's abort or death is seen, without a timeout. The rank that hits a
@@ -116,7 +116,7 @@ class Watchdog {
   void beat();
   void check_peers();
   void on_timeout(const std::string& what, double timeout_s);
-  std::vector<std::optional<Heartbeat>> read_heartbeats();
+  std::vector<std::optional<Heartbeat>> read_heartbeats(std::string* error);
   std::vector<int> read_dead();
   std::string key(const std::string& k) const { return options_.key_prefix + k; }
 

@@ -56,6 +56,7 @@ Outcome run_job(const std::string& scenario, int np, int victim, const std::stri
     setenv("DRWKV_RENDEZVOUS", rendezvous.c_str(), 1);
     setenv("DRWKV_DIST_TIMEOUT", "4", 1);
     setenv("DRWKV_HEARTBEAT", "0.2", 1);
+    setenv("OMPI_MCA_mpi_yield_when_idle", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     std::string out = dir + "/mpirun.log";
