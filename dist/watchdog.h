@@ -17,8 +17,10 @@
 //   3. waits up to 2 heartbeats + 1 s for the other live ranks to acknowledge (so they all print),
 //   4. aborts the communicator (ncclCommAbort, or MPI_Abort which ends the whole MPI job),
 //   5. exits with kWatchdogExitCode (a timer forces the exit should step 4 itself hang).
-// The same path runs when a peer's abort or death is seen, without a timeout. The rank that hits a
-// fatal error (drwkv::fail) publishes "rank R failed: fatal error" from the fatal hook (dist/world.h).
+// Deadlines run from begin()/watch(): for an NCCL collective that is its launch, so its limit also
+// covers the compute it is queued behind. The same path runs when a peer's abort or death is seen,
+// without a timeout. The rank that hits a fatal error (drwkv::fail) publishes "rank R failed: fatal
+// error" from the fatal hook (dist/world.h).
 #pragma once
 
 #include <cstdint>

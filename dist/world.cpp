@@ -168,11 +168,14 @@ absl::Status World::start(const DistOptions& options) {
 
 absl::Status World::open_store(const DistOptions& options) {
   const double timeout = options.rendezvous_timeout_s;
+  auto with_context = [this](const absl::Status& s) {
+    return absl::Status(s.code(), "DRWKV_RENDEZVOUS=" + rendezvous_.str() + ": " + std::string(s.message()));
+  };
   switch (rendezvous_.kind) {
     case RendezvousKind::File: {
       std::string dir = rendezvous_.path + "/" + (options_.run_id.empty() ? "run" : options_.run_id);
       auto fs = FileStore::open(dir);
-      if (!fs.ok()) return absl::Status(fs.status().code(), "DRWKV_RENDEZVOUS=" + rendezvous_.str() + ": " + std::string(fs.status().message()));
+      if (!fs.ok()) return with_context(fs.status());
       if (info_.rank == 0) DRWKV_RETURN_IF_ERROR((*fs)->clear());  // leftovers of an earlier run with this id
       file_store_ = fs->get();
       store_ = std::move(*fs);
@@ -180,7 +183,9 @@ absl::Status World::open_store(const DistOptions& options) {
     }
     case RendezvousKind::Tcp: {
       if (info_.rank == 0) {
-        DRWKV_ASSIGN_OR_RETURN(server_, TcpStoreServer::start(rendezvous_.port));
+        auto srv = TcpStoreServer::start(rendezvous_.port);
+        if (!srv.ok()) return with_context(srv.status());
+        server_ = std::move(*srv);
       }
       DRWKV_ASSIGN_OR_RETURN(auto s, TcpStore::connect(rendezvous_.host, rendezvous_.port, info_.rank, timeout));
       store_ = std::move(s);
@@ -224,6 +229,12 @@ absl::Status World::open_store(const DistOptions& options) {
 Communicator& World::comm() {
   DRWKV_ASSERT(comm_ != nullptr, "World::comm() with backend %s (no communicator)", backend_name(backend_));
   return *comm_;
+}
+
+Watchdog::Scope World::watch_step(int64_t step, double timeout_s) {
+  if (!watchdog_) return Watchdog::Scope(nullptr, 0);
+  watchdog_->set_step(step);
+  return watchdog_->scope("step " + std::to_string(step), timeout_s);
 }
 
 World::~World() { shutdown(); }

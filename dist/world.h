@@ -49,6 +49,10 @@ class World {
   Communicator& comm();                       // fails for Backend::None
   Store* store() const { return store_.get(); }         // null for a single process
   Watchdog* watchdog() const { return watchdog_.get(); }  // null when disabled
+  // For the training loop: records the step in the heartbeats and watches it until the returned scope
+  // ends (timeout_s <= 0: DRWKV_DIST_TIMEOUT). A no-op without a watchdog.
+  //   auto guard = world.watch_step(step, 3600);
+  Watchdog::Scope watch_step(int64_t step, double timeout_s = 0);
   // The bytes rank 0 published at the rendezvous (the NCCL id, or a random run token).
   const std::string& rendezvous_payload() const { return payload_; }
   // Prefix of this run's keys in the store (the watchdog's "hb/R" is at run_prefix() + "hb/R").

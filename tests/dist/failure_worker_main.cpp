@@ -36,10 +36,8 @@ int main(int argc, char** argv) {
   auto options = value_or_die(dist::dist_options_from_env(), "options");
   auto world = value_or_die(dist::World::init(options), "World::init");
   dist::Communicator& comm = world->comm();
-  dist::Watchdog* wd = world->watchdog();
   for (int step = 0; step < 8; ++step) {
-    wd->set_step(step);
-    auto guard = wd->scope("step " + std::to_string(step));
+    auto guard = world->watch_step(step);
     if (step == 3 && comm.rank() == victim) {
       log_info("step 3: rank %d %s", victim,
                scenario == "kill" ? "kills itself" : scenario == "hang" ? "stalls" : "hits a fatal error");
