@@ -62,8 +62,8 @@ class Communicator {
   virtual Device device() const = 0;  // where collective buffers live
 
   // In place on `t` (contiguous; f32, bf16, f64, i32 or i64; Avg only for floating types). `wire`: the
-  // dtype that travels (e.g. bf16 for f32 gradients: half the bytes, results rounded to bf16);
-  // undefined-like default = t's dtype.
+  // dtype that travels (e.g. bf16 for f32 gradients: half the bytes, results rounded to bf16); the
+  // two-argument form sends t's own dtype.
   virtual WorkPtr all_reduce_async(const Tensor& t, ReduceOp op, DType wire) = 0;
   WorkPtr all_reduce_async(const Tensor& t, ReduceOp op) { return all_reduce_async(t, op, t.dtype()); }
   // Root's `t` to every rank (any dtype).
