@@ -68,7 +68,7 @@ GradBuffer grad_buffer(BackwardContext& ctx, int i, DType dtype) {
 }
 
 // Runs the CPU or CUDA launcher of a kernel templated on (residual dtype, branch dtype).
-#define DRWKV_LAUNCH2(where, TH, TY, name, ...)                                         \
+#define DRWKV_OPS_LAUNCH2(where, TH, TY, name, ...)                                         \
   ::drwkv::autograd::launch<TH>(                                                       \
       (where), [&] { ::drwkv::kernels::name##_cpu<TH, TY>(__VA_ARGS__); },             \
       [&](auto drwkv_stream_) { DRWKV_CUDA_ONLY(::drwkv::kernels::name##_cuda<TH, TY>(__VA_ARGS__, drwkv_stream_)); })
@@ -174,7 +174,7 @@ Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const 
     using TY = decltype(ty);
     using A = acc_t<TH>;
     const A* m = ptr<A>(mv);
-    DRWKV_LAUNCH2(hv, TH, TY, layernorm_modulate_forward, ptr<TY>(y), ptr<A>(mean), ptr<A>(rstd), ptr<TH>(hv),
+    DRWKV_OPS_LAUNCH2(hv, TH, TY, layernorm_modulate_forward, ptr<TY>(y), ptr<A>(mean), ptr<A>(rstd), ptr<TH>(hv),
                   ptr<A>(wv), ptr<A>(bv), m + shift_chunk * C, m + scale_chunk * C, ms, B, T, C, eps);
   });
   return make_result(y, "layernorm_modulate", {h, ln_weight, ln_bias, mod},
@@ -192,7 +192,7 @@ Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const 
                          using TY = decltype(ty);
                          using A = acc_t<TH>;
                          A* d = ptr<A>(dm);
-                         DRWKV_LAUNCH2(hv, TH, TY, layernorm_modulate_backward, gh.used ? ptr<TH>(gh.buf) : nullptr,
+                         DRWKV_OPS_LAUNCH2(hv, TH, TY, layernorm_modulate_backward, gh.used ? ptr<TH>(gh.buf) : nullptr,
                                        ptr<A>(dw), ptr<A>(db), d ? d + shift_chunk * C : nullptr,
                                        d ? d + scale_chunk * C : nullptr, ptr<TY>(dy), ptr<TH>(hv), ptr<A>(mean),
                                        ptr<A>(rstd), ptr<A>(wv), ptr<A>(bv), ptr<A>(mv) + scale_chunk * C, ms, B, T,
@@ -231,7 +231,7 @@ Variable gated_residual(const Variable& h, const Variable& y, const Variable& mo
     using TH = decltype(th);
     using TY = decltype(ty);
     using A = acc_t<TH>;
-    DRWKV_LAUNCH2(hv, TH, TY, gated_residual_forward, ptr<TH>(out), ptr<TH>(hv), ptr<TY>(yv),
+    DRWKV_OPS_LAUNCH2(hv, TH, TY, gated_residual_forward, ptr<TH>(out), ptr<TH>(hv), ptr<TY>(yv),
                   ptr<A>(mv) + gate_chunk * C, ms, ptr<A>(ss), B, T, C);
   });
   return make_result(out, "gated_residual", {h, y, mod},
@@ -248,7 +248,7 @@ Variable gated_residual(const Variable& h, const Variable& y, const Variable& mo
                            using TY = decltype(tyt);
                            using A = acc_t<TH>;
                            A* d = ptr<A>(dm);
-                           DRWKV_LAUNCH2(yv, TH, TY, gated_residual_backward, gy.used ? ptr<TY>(gy.buf) : nullptr,
+                           DRWKV_OPS_LAUNCH2(yv, TH, TY, gated_residual_backward, gy.used ? ptr<TY>(gy.buf) : nullptr,
                                          d ? d + gate_chunk * C : nullptr, ptr<TH>(g), ptr<TY>(yv),
                                          ptr<A>(mv) + gate_chunk * C, ms, ptr<A>(ss), B, T, C, gy.accumulate,
                                          ptr<A>(ws));
@@ -347,3 +347,5 @@ Variable patchify(const Variable& x, int patch) {
 }
 
 }  // namespace drwkv::autograd
+
+#undef DRWKV_OPS_LAUNCH2

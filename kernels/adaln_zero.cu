@@ -347,18 +347,23 @@ bool all_aligned(std::initializer_list<const void*> ptrs) {
   return true;
 }
 
-// The 16-byte path of the LayerNorm kernels: chunks of VW = 16 bytes of TY.
-template <typename TY>
+// The vector path of the LayerNorm kernels: C a multiple of 4 and 16-byte aligned pointers.
 bool ln_vec(int64_t C, int64_t mod_stride, std::initializer_list<const void*> ptrs) {
-  return C % kPack<TY> == 0 && mod_stride % 4 == 0 && all_aligned(ptrs);
+  return C % 4 == 0 && mod_stride % 4 == 0 && all_aligned(ptrs);
 }
 
+// Chunk width: 16 bytes of TY (8 bf16) unless 4 elements fill whole warps where 8 would not (C = 384 in
+// bf16: 48 chunks of 8 leave 16 of 64 threads idle, 96 chunks of 4 fill 3 warps). One thread per chunk:
+// the row must fit in 1024 threads.
 template <typename TY, typename F>
 void ln_dispatch(bool vec, int64_t C, F&& f) {
-  // one thread per chunk of a row: the row must fit in 1024 threads
-  if (vec) {
-    DRWKV_ASSERT(C <= 1024 * int64_t(kPack<TY>), "layernorm_modulate CUDA: C %lld too wide", (long long)C);
-    f(std::integral_constant<int, kPack<TY>>{}, std::true_type{});
+  constexpr int P = kPack<TY>;
+  if (vec && P == 8 && C % 8 == 0 && ((C / 8) % 32 == 0 || (C / 4) % 32 != 0 || C / 4 > 1024)) {
+    DRWKV_ASSERT(C <= 1024 * 8, "layernorm_modulate CUDA: C %lld too wide", (long long)C);
+    f(std::integral_constant<int, P>{}, std::true_type{});
+  } else if (vec) {
+    DRWKV_ASSERT(C <= 1024 * 4, "layernorm_modulate CUDA: C %lld too wide", (long long)C);
+    f(std::integral_constant<int, 4>{}, std::true_type{});
   } else {
     DRWKV_ASSERT(C <= 1024 * 4, "layernorm_modulate CUDA: C %lld too wide for the unaligned path", (long long)C);
     f(std::integral_constant<int, 4>{}, std::false_type{});
@@ -373,11 +378,11 @@ void layernorm_modulate_forward_cuda(TY* y, acc_t<TH>* mean, acc_t<TH>* rstd, co
                                      StreamHandle s) {
   check_args(batch, tokens, C, mod_stride);
   if (batch * tokens == 0) return;
-  const bool vec = ln_vec<TY>(C, mod_stride, {y, h, weight, bias, shift, scale});
+  const bool vec = ln_vec(C, mod_stride, {y, h, weight, bias, shift, scale});
   ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
     constexpr int VW = decltype(vw)::value;
     constexpr bool VEC = decltype(v)::value;
-    RowBlock rb = row_block(C, VW, 1024);
+    RowBlock rb = row_block(C, VW, 1024, true, int(kTPB));
     dim3 grid{unsigned(token_blocks(tokens)), unsigned(batch)};
     ln_modulate_forward_kernel<TH, TY, VW, VEC><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(
         y, mean, rstd, h, weight, bias, shift, scale, mod_stride, tokens, C, float(eps));
@@ -398,12 +403,12 @@ void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbi
   const int64_t tb = token_blocks(tokens);
   float* partial = sums ? workspace : nullptr;
   float* param = (dweight || dbias) ? workspace + batch * tb * 2 * C : nullptr;
-  const bool vec = ln_vec<TY>(C, mod_stride, {dy, h, dh, weight, scale});
+  const bool vec = ln_vec(C, mod_stride, {dy, h, dh, weight, scale});
   cudaStream_t st = to_cuda(s);
   ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
     constexpr int VW = decltype(vw)::value;
     constexpr bool VEC = decltype(v)::value;
-    RowBlock rb = row_block(C, VW, 1024);
+    RowBlock rb = row_block(C, VW, 1024, true, int(kTPB));
     size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * 2 * VW * sizeof(float) : 0;
     dim3 grid{unsigned(tb), unsigned(batch)};
     ln_modulate_backward_kernel<TH, TY, VW, VEC><<<grid, dim3(rb.x, rb.y), smem, st>>>(
@@ -427,11 +432,11 @@ void gated_residual_forward_cuda(TH* out, const TH* h, const TY* y, const acc_t<
   dim3 grid{unsigned(token_blocks(tokens)), unsigned(batch)};
   constexpr int P = kPack<TY>;
   if (C % P == 0 && mod_stride % 4 == 0 && all_aligned({out, h, y, gate})) {
-    RowBlock rb = row_block(C, P);
+    RowBlock rb = row_block(C, P, 256, false, int(kTPB));
     gated_forward_kernel<TH, TY, P><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(out, h, y, gate, mod_stride,
                                                                                sample_scale, tokens, C);
   } else {
-    RowBlock rb = row_block(C, 1);
+    RowBlock rb = row_block(C, 1, 256, false, int(kTPB));
     gated_forward_kernel<TH, TY, 1><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(out, h, y, gate, mod_stride,
                                                                                sample_scale, tokens, C);
   }
@@ -451,12 +456,12 @@ void gated_residual_backward_cuda(TY* dy, acc_t<TH>* dgate, const TH* dout, cons
   cudaStream_t st = to_cuda(s);
   constexpr int P = kPack<TY>;
   if (C % P == 0 && mod_stride % 4 == 0 && all_aligned({dy, dout, y, gate})) {
-    RowBlock rb = row_block(C, P);
+    RowBlock rb = row_block(C, P, 256, false, int(kTPB));
     size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * P * sizeof(float) : 0;
     gated_backward_kernel<TH, TY, P><<<grid, dim3(rb.x, rb.y), smem, st>>>(dy, partial, dout, y, gate, mod_stride,
                                                                            sample_scale, tokens, C, accumulate);
   } else {
-    RowBlock rb = row_block(C, 1);
+    RowBlock rb = row_block(C, 1, 256, false, int(kTPB));
     size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * sizeof(float) : 0;
     gated_backward_kernel<TH, TY, 1><<<grid, dim3(rb.x, rb.y), smem, st>>>(dy, partial, dout, y, gate, mod_stride,
                                                                            sample_scale, tokens, C, accumulate);

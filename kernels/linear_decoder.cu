@@ -277,22 +277,32 @@ __global__ void __launch_bounds__(kThreads) decoder_rowgrad_kernel(float* __rest
 
 // Block (slice, group): channels c = 32·slice + lane of the samples of one group. Warp w = s·NG + g owns
 // outputs [32g, 32g + 32) (its W column slice in registers, its dW partial in registers) and the rows
-// s, s + S, ... of each 32-token chunk (phase A: partial dz and dW); phase B finishes dz over the groups
-// and writes dh, one row per warp, accumulating d(shift), d(scale) of the sample.
+// s, s + S, ... of each TC-token chunk. With one output group (N ≤ 32, the DRWKV heads with P = 2) a warp
+// has the whole dz of its rows and writes dh at once: one barrier per chunk, the staging buffers being
+// double-buffered. With NG > 1 the partial dz go through shared memory (phase A), and phase B sums them
+// over the groups in order and writes dh, one row per warp. Each warp also sums d(shift), d(scale) of its
+// rows; they are added over the warps in order when a sample ends.
+template <int NG>
+struct BwdTile {
+  static constexpr int NP = 32 * NG, S = 8 / NG;
+  static constexpr int TC = NG == 4 ? 32 : 64;  // tokens per chunk (shared memory stays under 48 KiB)
+  static constexpr int RPW = TC / S;             // rows per warp and chunk
+  static constexpr int kStage = TC * NP + TC * 4;  // do rows, then (mean, rstd, Σ g, Σ g x̂) per row
+  static constexpr int kMain = NG == 1 ? 2 * kStage : kStage + TC * NP + TC * 32;  // + dz partials, x̂
+  static constexpr int kRed = 8 * 32 * 32;
+  static constexpr int kSmem = kMain > kRed ? kMain : kRed;
+};
+
 template <typename T, int NG>
 __global__ void __launch_bounds__(kThreads, 2) decoder_backward_kernel(
     T* __restrict__ dh, float* __restrict__ dmod, float* __restrict__ dw_part, const T* __restrict__ h,
     const float* __restrict__ mean, const float* __restrict__ rstd, const float* __restrict__ do_tok,
     const float* __restrict__ rowsum, const float* __restrict__ mod, const float* __restrict__ weight, DecoderDims d,
     int64_t samples_per_group, bool accumulate) {
-  constexpr int NP = 32 * NG, S = 8 / NG, TC = 32, RPW = TC / S;
-  constexpr int kMain = 2 * TC * NP + TC * 32 + TC * 4, kRed = 8 * 32 * 32;
-  __shared__ __align__(16) float smem[kMain > kRed ? kMain : kRed];
+  using Tile = BwdTile<NG>;
+  constexpr int NP = Tile::NP, S = Tile::S, TC = Tile::TC, RPW = Tile::RPW;
+  __shared__ __align__(16) float smem[Tile::kSmem];
   __shared__ float sflush[8][2][32];
-  float* sdo = smem;              // [TC][NP]
-  float* sdz = sdo + TC * NP;     // [TC][NG][32]
-  float* sxh = sdz + TC * NP;     // [TC][32]
-  float* srow = sxh + TC * 32;    // [TC][4]: mean, rstd, Σ g, Σ g x̂
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = warp % NG, s = warp / NG;
   const int64_t C = d.C, tokens = d.tokens();
@@ -307,6 +317,7 @@ __global__ void __launch_bounds__(kThreads, 2) decoder_backward_kernel(
     wr[k] = (cv && n < N) ? weight[int64_t(n) * C + c] : 0.f;
     acc[k] = 0.f;
   }
+  int buf = 0;  // staging buffer (NG == 1 alternates two)
   const int64_t b0 = int64_t(blockIdx.y) * samples_per_group;
   const int64_t b1 = b0 + samples_per_group < d.batch ? b0 + samples_per_group : d.batch;
   for (int64_t b = b0; b < b1; ++b) {
@@ -316,7 +327,15 @@ __global__ void __launch_bounds__(kThreads, 2) decoder_backward_kernel(
     for (int64_t tc0 = 0; tc0 < tokens; tc0 += TC) {
       const int nr = int(tokens - tc0 < TC ? tokens - tc0 : TC);
       const int64_t row0 = b * tokens + tc0;
-      // phase 0: the chunk's output gradients and row values into shared memory
+      // the warp's h values first: their latency overlaps the staging below
+      float hv[RPW];
+#pragma unroll
+      for (int q = 0; q < RPW; ++q) {
+        const int tl = s + q * S;
+        hv[q] = (cv && tl < nr) ? load_as<float>(h[(row0 + tl) * C + c]) : 0.f;
+      }
+      float* sdo = smem + buf * Tile::kStage;  // [TC][NP]
+      float* srow = sdo + TC * NP;              // [TC][4]
       for (int e = threadIdx.x; e < TC * NP / 4; e += kThreads) {
         const int tl = e / (NP / 4), q = e % (NP / 4);
         float4 val = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -332,13 +351,8 @@ __global__ void __launch_bounds__(kThreads, 2) decoder_backward_kernel(
         srow[tl * 4 + 3] = ok ? rowsum[2 * (row0 + tl) + 1] : 0.f;
       }
       __syncthreads();
-      // phase A: loads of the warp's rows first (in flight together), then the products
-      float hv[RPW];
-#pragma unroll
-      for (int q = 0; q < RPW; ++q) {
-        const int tl = s + q * S;
-        hv[q] = (cv && tl < nr) ? load_as<float>(h[(row0 + tl) * C + c]) : 0.f;
-      }
+      float* sdz = smem + Tile::kStage;  // NG > 1: [TC][NG][32]
+      float* sxh = sdz + TC * NP;         // NG > 1: [TC][32]
 #pragma unroll
       for (int q = 0; q < RPW; ++q) {
         const int tl = s + q * S;
@@ -359,26 +373,42 @@ __global__ void __launch_bounds__(kThreads, 2) decoder_backward_kernel(
           acc[4 * k4 + 2] = fmaf(dv.z, z, acc[4 * k4 + 2]);
           acc[4 * k4 + 3] = fmaf(dv.w, z, acc[4 * k4 + 3]);
         }
-        sdz[(tl * NG + g) * 32 + lane] = dz;
-        if (g == 0) sxh[tl * 32 + lane] = xh;
-      }
-      __syncthreads();
-      // phase B: dz summed over the output groups in order; dh and the modulation sums
-      for (int tl = warp; tl < nr; tl += 8) {
-        float dz = 0.f;
-#pragma unroll
-        for (int q = 0; q < NG; ++q) dz += sdz[(tl * NG + q) * 32 + lane];
-        const float xh = sxh[tl * 32 + lane];
-        ash += dz;
-        asc += dz * xh;
-        if (dh != nullptr && cv) {
-          const int64_t at = (row0 + tl) * C + c;
-          float val = srow[tl * 4 + 1] * (dz * sc1 - (srow[tl * 4 + 2] + xh * srow[tl * 4 + 3]) * inv_c);
-          if (accumulate) val += load_as<float>(dh[at]);
-          dh[at] = store_as<T>(val);
+        if constexpr (NG == 1) {
+          ash += dz;
+          asc += dz * xh;
+          if (dh != nullptr && cv) {
+            const int64_t at = (row0 + tl) * C + c;
+            float val = srow[tl * 4 + 1] * (dz * sc1 - (srow[tl * 4 + 2] + xh * srow[tl * 4 + 3]) * inv_c);
+            if (accumulate) val += load_as<float>(dh[at]);
+            dh[at] = store_as<T>(val);
+          }
+        } else {
+          sdz[(tl * NG + g) * 32 + lane] = dz;
+          if (g == 0) sxh[tl * 32 + lane] = xh;
         }
       }
-      __syncthreads();
+      if constexpr (NG == 1) {
+        // the next chunk stages into the other buffer; its barrier orders this chunk's reads before the
+        // chunk after next rewrites this one
+        buf ^= 1;
+      } else {
+        __syncthreads();
+        for (int tl = warp; tl < nr; tl += 8) {  // phase B: one row per warp
+          float dz = 0.f;
+#pragma unroll
+          for (int q = 0; q < NG; ++q) dz += sdz[(tl * NG + q) * 32 + lane];
+          const float xh = sxh[tl * 32 + lane];
+          ash += dz;
+          asc += dz * xh;
+          if (dh != nullptr && cv) {
+            const int64_t at = (row0 + tl) * C + c;
+            float val = srow[tl * 4 + 1] * (dz * sc1 - (srow[tl * 4 + 2] + xh * srow[tl * 4 + 3]) * inv_c);
+            if (accumulate) val += load_as<float>(dh[at]);
+            dh[at] = store_as<T>(val);
+          }
+        }
+        __syncthreads();  // staging, dz partials and x̂ are rewritten by the next chunk
+      }
     }
     sflush[warp][0][lane] = ash;
     sflush[warp][1][lane] = asc;
@@ -395,7 +425,7 @@ __global__ void __launch_bounds__(kThreads, 2) decoder_backward_kernel(
     __syncthreads();
   }
   if (dw_part == nullptr) return;  // uniform
-  float* red = smem;  // [8 warps][32][32]; free: the last phase B ended with a barrier
+  float* red = smem;  // [8 warps][32][32]; free: every warp has passed the barriers of the last flush
 #pragma unroll
   for (int k = 0; k < 32; ++k) red[(warp * 32 + k) * 32 + lane] = acc[k];
   __syncthreads();

@@ -60,18 +60,22 @@ __device__ __forceinline__ void store_vec(T* p, const A (&v)[VW]) {
 }
 
 // ---- launch shape ------------------------------------------------------------------------------------
-// blockDim.x covers the chunks of a row (rounded up to whole warps, at most `max_x`), blockDim.y fills
-// the block to about 256 threads.
+// blockDim.x covers the chunks of a row (at most `max_x`), rounded up to whole warps when the kernel
+// reduces along rows with warp shuffles (`whole_warps`); otherwise exact, so that no thread idles (a warp
+// then spans the end of one row and the start of the next, which are adjacent in memory). blockDim.y
+// fills the block to about 256 threads, at most `max_y` (the rows a block owns).
 struct RowBlock {
   unsigned x = 32, y = 1;
 };
-inline RowBlock row_block(int64_t C, int vw, int max_x = 256) {
+inline RowBlock row_block(int64_t C, int vw, int max_x, bool whole_warps, int max_y = 64) {
   int64_t chunks = (C + vw - 1) / vw;
-  int64_t x = (chunks + 31) / 32 * 32;
+  int64_t x = whole_warps ? (chunks + 31) / 32 * 32 : chunks;
   if (x > max_x) x = max_x;
+  int64_t y = 256 / x;
+  if (y > max_y) y = max_y;
   RowBlock b;
   b.x = unsigned(x);
-  b.y = unsigned(256 / x > 0 ? 256 / x : 1);
+  b.y = unsigned(y > 0 ? y : 1);
   return b;
 }
 

@@ -154,7 +154,7 @@ bool use_vector_path(int64_t C, const T* x, const PX& outs, const PM& mus, int m
 template <typename T, int VW, int M>
 void forward_launch(const MixPtrs<T*>& outs, const T* x, const MixPtrs<const float*>& mus, int64_t rows, int gh, int gw,
                     int64_t C, cudaStream_t st) {
-  RowBlock rb = row_block(C, VW);
+  RowBlock rb = row_block(C, VW, 256, false, int(kQShiftRowsPerBlock));
   unsigned blocks = unsigned((rows + kQShiftRowsPerBlock - 1) / kQShiftRowsPerBlock);
   qshift_forward_kernel<T, VW, M><<<blocks, dim3(rb.x, rb.y), 0, st>>>(outs, x, mus, rows, gh, gw, C);
   CUDA_CHECK_LAUNCH();
@@ -164,7 +164,7 @@ template <typename T, int VW, int M>
 void backward_launch(T* dx, const MixPtrs<float*>& dmus, const MixPtrs<const T*>& douts, const T* x,
                      const MixPtrs<const float*>& mus, int64_t rows, int gh, int gw, int64_t C, bool accumulate,
                      float* workspace, cudaStream_t st) {
-  RowBlock rb = row_block(C, VW);
+  RowBlock rb = row_block(C, VW, 256, false, int(kQShiftRowsPerBlock));
   const int64_t blocks = (rows + kQShiftRowsPerBlock - 1) / kQShiftRowsPerBlock;
   bool any = false;
   for (int m = 0; m < M; ++m) any = any || dmus.p[m] != nullptr;
