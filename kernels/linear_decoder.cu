@@ -1,7 +1,8 @@
 // CUDA linear decoder (kernels/linear_decoder.h).
 //
 // The LayerNorm is folded into the product so that h is read once. With d = h − K (K = the row's first
-// element, a pivot that keeps Σ d² free of cancellation), W'_b = W ⊙ (1 + scale_b) per sample,
+// element: a pivot inside the row's range, so that the one-pass variance Σ d²/C − (Σ d/C)² and the
+// difference below lose accuracy only as (mean − K)²/var, not as mean²/var), W'_b = W ⊙ (1 + scale_b),
 // u_b = Σ_c W'_b[:, c] and v_b = b_out + W shift_b:
 //     o = rstd · (Σ_c d_c W'_b[:, c] − (mean − K) · u_b) + v_b
 // so one pass over h gives Σ d, Σ d² (the statistics) and the tile product Σ d W'ᵀ together (SGEMM-style
