@@ -11,8 +11,8 @@
 // gradient), dweight (+= [N, C]), dbias (+= [N]); each may be null. `out` must be the forward's output
 // for the same inputs (the CUDA backward takes the per-row LayerNorm reductions from it, see
 // linear_decoder.cu); the CPU backward recomputes everything and ignores it.
-// Workspace: linear_decoder_workspace(d) elements of acc_t<T> in device memory for _cuda (forward and
-// backward); _cpu ignores it (may be null). All reductions are deterministic (fixed-order partial sums).
+// Workspace: linear_decoder_workspace(d) elements of acc_t<T> in 16-byte aligned device memory for _cuda
+// (forward and backward); _cpu ignores it (may be null). All reductions are deterministic (fixed-order partial sums).
 // Types: T = float, double, bf16 on the CPU; float, bf16 on CUDA. N ≤ kDecoderMaxOut on CUDA.
 #pragma once
 
