@@ -1,0 +1,493 @@
+// CUDA adaLN-Zero kernels (kernels/adaln_zero.h).
+//
+// Layout (kernels/row_tiles.cuh): block (x, y) = (token block, sample); thread x owns a chunk of VW
+// channels of every row (VW = 16 bytes of y on the vector path), thread y walks the block's rows. The
+// per-channel values of the sample (weight, bias, shift, scale, gate) stay in registers, and the sums over
+// tokens (Σ dy, Σ dy·x̂, Σ dout·y) accumulate per thread, are summed over y in shared memory and leave as
+// one partial row per block; a finishing kernel adds the token blocks in a fixed order.
+// Statistics are two-pass over registers (mean, then Σ (h − mean)²): no cancellation.
+// Bytes per element (N = B·T·C): layernorm_modulate forward reads h (4) and writes y (2 for bf16): 6N;
+// backward reads dy (2) and h (4), writes dh (4; +4 read when accumulating): 10N; plus B·T·8 of saved
+// statistics and B·⌈T/64⌉·2C·4 of partials. gated_residual forward reads h, y and writes out: 10N; backward
+// reads dout, y and writes dy: 8N.
+#include <initializer_list>
+#include <type_traits>
+
+#include "kernels/adaln_zero.h"
+#include "kernels/row_tiles.cuh"
+
+namespace drwkv::kernels {
+namespace {
+using namespace cuda;
+constexpr int64_t kTPB = kAdaLNTokensPerBlock;
+
+// Chunk [c0, c0 + VW) of a row: vector access on the VEC path (C % VW == 0, aligned), guarded scalar
+// accesses otherwise (channels ≥ C read as 0 and are not written).
+template <int VW, bool VEC, typename T>
+__device__ __forceinline__ void load_chunk(const T* p, int64_t c0, int64_t C, float (&v)[VW]) {
+  if constexpr (VEC) {
+    load_vec<VW>(p + c0, v);
+  } else {
+#pragma unroll
+    for (int j = 0; j < VW; ++j) v[j] = c0 + j < C ? load_as<float>(p[c0 + j]) : 0.f;
+  }
+}
+template <int VW, bool VEC, typename T>
+__device__ __forceinline__ void store_chunk(T* p, int64_t c0, int64_t C, const float (&v)[VW]) {
+  if constexpr (VEC) {
+    store_vec<VW>(p + c0, v);
+  } else {
+#pragma unroll
+    for (int j = 0; j < VW; ++j)
+      if (c0 + j < C) p[c0 + j] = store_as<T>(v[j]);
+  }
+}
+// An optional parameter vector: `fallback` where p is null.
+template <int VW, bool VEC>
+__device__ __forceinline__ void load_param(const float* p, int64_t c0, int64_t C, float fallback, float (&v)[VW]) {
+  if (p) {
+    load_chunk<VW, VEC>(p, c0, C, v);
+  } else {
+#pragma unroll
+    for (int j = 0; j < VW; ++j) v[j] = fallback;
+  }
+}
+
+// ---- layernorm_modulate ------------------------------------------------------------------------------
+template <typename TH, typename TY, int VW, bool VEC>
+__global__ void __launch_bounds__(1024) ln_modulate_forward_kernel(
+    TY* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, const TH* __restrict__ h,
+    const float* __restrict__ weight, const float* __restrict__ bias, const float* __restrict__ shift,
+    const float* __restrict__ scale, int64_t mod_stride, int64_t tokens, int64_t C, float eps) {
+  __shared__ float red[2][32];  // two alternating buffers, one value per warp
+  const int64_t b = blockIdx.y, t0 = int64_t(blockIdx.x) * kTPB;
+  const int64_t nrows = tokens - t0 < kTPB ? tokens - t0 : kTPB;
+  const int64_t c0 = int64_t(threadIdx.x) * VW;
+  const bool active = c0 < C;
+  // y = (h − mean) · rstd · a + o with a = weight (1 + scale), o = bias (1 + scale) + shift
+  float a[VW], o[VW];
+  if (active) {
+    float w[VW], bi[VW], sh[VW], sc[VW];
+    load_param<VW, VEC>(weight, c0, C, 1.f, w);
+    load_param<VW, VEC>(bias, c0, C, 0.f, bi);
+    load_chunk<VW, VEC>(shift + b * mod_stride, c0, C, sh);
+    load_chunk<VW, VEC>(scale + b * mod_stride, c0, C, sc);
+#pragma unroll
+    for (int j = 0; j < VW; ++j) {
+      a[j] = w[j] * (1.f + sc[j]);
+      o[j] = bi[j] * (1.f + sc[j]) + sh[j];
+    }
+  }
+  const float inv_c = 1.f / float(C);
+  for (int64_t base = 0; base < nrows; base += blockDim.y) {  // same trip count in every thread
+    const int64_t i = base + threadIdx.y;
+    const bool valid = i < nrows;
+    const int64_t row = b * tokens + t0 + i;
+    float hv[VW];
+    if (valid && active) {
+      load_chunk<VW, VEC>(h + row * C, c0, C, hv);
+    } else {
+#pragma unroll
+      for (int j = 0; j < VW; ++j) hv[j] = 0.f;
+    }
+    float s[1] = {0.f};
+#pragma unroll
+    for (int j = 0; j < VW; ++j) s[0] += hv[j];
+    row_sum<1, false>(s, red[0]);
+    const float mu = s[0] * inv_c;
+    float d[1] = {0.f};
+    if (active) {
+#pragma unroll
+      for (int j = 0; j < VW; ++j) {
+        const float e = hv[j] - mu;
+        if (VEC || c0 + j < C) d[0] += e * e;
+      }
+    }
+    row_sum<1, false>(d, red[1]);
+    const float rs = rsqrtf(d[0] * inv_c + eps);
+    if (valid && active) {
+      float out[VW];
+#pragma unroll
+      for (int j = 0; j < VW; ++j) out[j] = (hv[j] - mu) * rs * a[j] + o[j];
+      store_chunk<VW, VEC>(y + row * C, c0, C, out);
+    }
+    if (valid && threadIdx.x == 0) {
+      mean[row] = mu;
+      rstd[row] = rs;
+    }
+  }
+}
+
+// dh for the block's rows; partial[b][token block][0 / 1][c] = Σ dy, Σ dy · x̂ over the block's rows.
+template <typename TH, typename TY, int VW, bool VEC>
+__global__ void __launch_bounds__(1024) ln_modulate_backward_kernel(
+    TH* __restrict__ dh, float* __restrict__ partial, const TY* __restrict__ dy, const TH* __restrict__ h,
+    const float* __restrict__ mean, const float* __restrict__ rstd, const float* __restrict__ weight,
+    const float* __restrict__ scale, int64_t mod_stride, int64_t tokens, int64_t C, bool accumulate) {
+  __shared__ float red[2][64];   // two alternating buffers, two values per warp
+  extern __shared__ float col[];  // blockDim.x · blockDim.y · 2 · VW (when blockDim.y > 1)
+  const int64_t b = blockIdx.y, t0 = int64_t(blockIdx.x) * kTPB;
+  const int64_t nrows = tokens - t0 < kTPB ? tokens - t0 : kTPB;
+  const int64_t c0 = int64_t(threadIdx.x) * VW;
+  const bool active = c0 < C;
+  float g[VW];  // ∂LN-output/∂x̂ factor: weight (1 + scale)
+  if (active) {
+    float w[VW], sc[VW];
+    load_param<VW, VEC>(weight, c0, C, 1.f, w);
+    load_chunk<VW, VEC>(scale + b * mod_stride, c0, C, sc);
+#pragma unroll
+    for (int j = 0; j < VW; ++j) g[j] = w[j] * (1.f + sc[j]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < VW; ++j) g[j] = 0.f;
+  }
+  float sums[2 * VW];  // Σ dy, then Σ dy · x̂
+#pragma unroll
+  for (int k = 0; k < 2 * VW; ++k) sums[k] = 0.f;
+  const float inv_c = 1.f / float(C);
+  int parity = 0;
+  for (int64_t base = 0; base < nrows; base += blockDim.y) {
+    const int64_t i = base + threadIdx.y;
+    const bool valid = i < nrows;
+    const int64_t row = b * tokens + t0 + i;
+    float dyv[VW], xh[VW];
+    const float mu = valid ? mean[row] : 0.f, rs = valid ? rstd[row] : 0.f;
+    if (valid && active) {
+      float hv[VW];
+      load_chunk<VW, VEC>(dy + row * C, c0, C, dyv);
+      load_chunk<VW, VEC>(h + row * C, c0, C, hv);
+#pragma unroll
+      for (int j = 0; j < VW; ++j) xh[j] = (VEC || c0 + j < C) ? (hv[j] - mu) * rs : 0.f;
+    } else {
+#pragma unroll
+      for (int j = 0; j < VW; ++j) dyv[j] = xh[j] = 0.f;
+    }
+#pragma unroll
+    for (int j = 0; j < VW; ++j) {
+      sums[j] += dyv[j];
+      sums[VW + j] += dyv[j] * xh[j];
+    }
+    if (dh == nullptr) continue;  // uniform
+    float s[2] = {0.f, 0.f};
+#pragma unroll
+    for (int j = 0; j < VW; ++j) {
+      const float d = dyv[j] * g[j];
+      s[0] += d;
+      s[1] += d * xh[j];
+    }
+    row_sum<2, false>(s, red[parity]);
+    parity ^= 1;
+    if (valid && active) {
+      float out[VW];
+      if (accumulate) {
+        load_chunk<VW, VEC>(dh + row * C, c0, C, out);
+      } else {
+#pragma unroll
+        for (int j = 0; j < VW; ++j) out[j] = 0.f;
+      }
+#pragma unroll
+      for (int j = 0; j < VW; ++j) out[j] += rs * (dyv[j] * g[j] - (s[0] + xh[j] * s[1]) * inv_c);
+      store_chunk<VW, VEC>(dh + row * C, c0, C, out);
+    }
+  }
+  if (partial == nullptr) return;  // uniform
+  column_sum_over_y<2 * VW>(sums, col);
+  if (threadIdx.y == 0 && active) {
+    float* p = partial + (b * gridDim.x + blockIdx.x) * 2 * C;
+#pragma unroll
+    for (int j = 0; j < VW; ++j) {
+      if (!VEC && c0 + j >= C) break;
+      p[c0 + j] = sums[j];
+      p[C + c0 + j] = sums[VW + j];
+    }
+  }
+}
+
+// Per (b, c): S1 = Σ_blocks Σ dy, S2 = Σ_blocks Σ dy·x̂ in block order; dshift += S1, dscale += w S2 + bias S1
+// (Σ dy ⊙ LN(h)); per-sample affine contributions (1 + scale) S1, (1 + scale) S2 into param[b][2C].
+__global__ void ln_modulate_finish_kernel(float* dshift, float* dscale, float* param, const float* partial,
+                                          const float* weight, const float* bias, const float* scale,
+                                          int64_t mod_stride, int64_t batch, int64_t token_blocks, int64_t C) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= batch * C) return;
+  const int64_t b = idx / C, c = idx - b * C;
+  float s1 = 0.f, s2 = 0.f;
+  for (int64_t k = 0; k < token_blocks; ++k) {
+    const float* p = partial + (b * token_blocks + k) * 2 * C;
+    s1 += p[c];
+    s2 += p[C + c];
+  }
+  const float w = weight ? weight[c] : 1.f, bi = bias ? bias[c] : 0.f;
+  if (dshift) dshift[b * mod_stride + c] += s1;
+  if (dscale) dscale[b * mod_stride + c] += w * s2 + bi * s1;
+  if (param) {
+    const float f = 1.f + scale[b * mod_stride + c];
+    param[b * 2 * C + c] = f * s1;
+    param[b * 2 * C + C + c] = f * s2;
+  }
+}
+
+struct AddToAffineGradients {
+  float* dweight;
+  float* dbias;
+  int64_t C;
+  __device__ void operator()(int64_t col, float s) const {
+    if (col < C) {
+      if (dbias) dbias[col] += s;
+    } else if (dweight) {
+      dweight[col - C] += s;
+    }
+  }
+};
+
+// ---- gated residual ----------------------------------------------------------------------------------
+template <typename TH, typename TY, int VW>
+__global__ void gated_forward_kernel(TH* out, const TH* h, const TY* __restrict__ y, const float* __restrict__ gate,
+                                     int64_t mod_stride, const float* __restrict__ sample_scale, int64_t tokens,
+                                     int64_t C) {
+  const int64_t b = blockIdx.y, t0 = int64_t(blockIdx.x) * kTPB;
+  const int64_t nrows = tokens - t0 < kTPB ? tokens - t0 : kTPB;
+  const float s = sample_scale ? sample_scale[b] : 1.f;
+  for (int64_t c0 = int64_t(threadIdx.x) * VW; c0 < C; c0 += int64_t(blockDim.x) * VW) {
+    float gv[VW];
+    load_vec<VW>(gate + b * mod_stride + c0, gv);
+#pragma unroll
+    for (int j = 0; j < VW; ++j) gv[j] *= s;
+    for (int64_t i = threadIdx.y; i < nrows; i += blockDim.y) {
+      const int64_t at = (b * tokens + t0 + i) * C + c0;
+      float hv[VW], yv[VW];
+      load_vec<VW>(h + at, hv);  // out may alias h: each element is read before it is written, by one thread
+      load_vec<VW>(y + at, yv);
+#pragma unroll
+      for (int j = 0; j < VW; ++j) hv[j] += gv[j] * yv[j];
+      store_vec<VW>(out + at, hv);
+    }
+  }
+}
+
+// dy for the block's rows; partial[b][token block][c] = Σ dout · y over them.
+template <typename TH, typename TY, int VW>
+__global__ void gated_backward_kernel(TY* __restrict__ dy, float* __restrict__ partial, const TH* __restrict__ dout,
+                                      const TY* __restrict__ y, const float* __restrict__ gate, int64_t mod_stride,
+                                      const float* __restrict__ sample_scale, int64_t tokens, int64_t C,
+                                      bool accumulate) {
+  extern __shared__ float col[];  // blockDim.x · blockDim.y · VW (when blockDim.y > 1)
+  const int64_t b = blockIdx.y, t0 = int64_t(blockIdx.x) * kTPB;
+  const int64_t nrows = tokens - t0 < kTPB ? tokens - t0 : kTPB;
+  const float s = sample_scale ? sample_scale[b] : 1.f;
+  for (int64_t base = 0; base < C; base += int64_t(blockDim.x) * VW) {  // same trip count in every thread
+    const int64_t c0 = base + int64_t(threadIdx.x) * VW;
+    const bool active = c0 < C;
+    float acc[VW];
+#pragma unroll
+    for (int j = 0; j < VW; ++j) acc[j] = 0.f;
+    if (active) {
+      float gv[VW];
+      load_vec<VW>(gate + b * mod_stride + c0, gv);
+#pragma unroll
+      for (int j = 0; j < VW; ++j) gv[j] *= s;
+      for (int64_t i = threadIdx.y; i < nrows; i += blockDim.y) {
+        const int64_t at = (b * tokens + t0 + i) * C + c0;
+        float dv[VW];
+        load_vec<VW>(dout + at, dv);
+        if (partial) {
+          float yv[VW];
+          load_vec<VW>(y + at, yv);
+#pragma unroll
+          for (int j = 0; j < VW; ++j) acc[j] += dv[j] * yv[j];
+        }
+        if (dy) {
+          float o[VW];
+          if (accumulate) {
+            load_vec<VW>(dy + at, o);
+          } else {
+#pragma unroll
+            for (int j = 0; j < VW; ++j) o[j] = 0.f;
+          }
+#pragma unroll
+          for (int j = 0; j < VW; ++j) o[j] += gv[j] * dv[j];
+          store_vec<VW>(dy + at, o);
+        }
+      }
+    }
+    if (partial == nullptr) continue;  // uniform
+    column_sum_over_y<VW>(acc, col);
+    if (threadIdx.y == 0 && active) {
+      float* p = partial + (b * gridDim.x + blockIdx.x) * C;
+#pragma unroll
+      for (int j = 0; j < VW; ++j) p[c0 + j] = acc[j];
+    }
+  }
+}
+
+// dgate[b, c] += s_b Σ_blocks partial[b][k][c], blocks in order.
+__global__ void gated_finish_kernel(float* dgate, const float* partial, const float* sample_scale, int64_t mod_stride,
+                                    int64_t batch, int64_t token_blocks, int64_t C) {
+  const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= batch * C) return;
+  const int64_t b = idx / C, c = idx - b * C;
+  float s = 0.f;
+  for (int64_t k = 0; k < token_blocks; ++k) s += partial[(b * token_blocks + k) * C + c];
+  dgate[b * mod_stride + c] += (sample_scale ? sample_scale[b] : 1.f) * s;
+}
+
+// ---- launch helpers ----------------------------------------------------------------------------------
+int64_t token_blocks(int64_t tokens) { return (tokens + kTPB - 1) / kTPB; }
+
+void check_args(int64_t batch, int64_t tokens, int64_t C, int64_t mod_stride) {
+  DRWKV_ASSERT(batch >= 0 && tokens >= 0 && C > 0 && mod_stride >= C, "adaLN: B %lld, T %lld, C %lld, mod stride %lld",
+               (long long)batch, (long long)tokens, (long long)C, (long long)mod_stride);
+  DRWKV_ASSERT(batch < 65536, "adaLN CUDA kernels: batch %lld exceeds the grid limit", (long long)batch);
+}
+
+// True when every given pointer is 16-byte aligned (null pointers pass).
+bool all_aligned(std::initializer_list<const void*> ptrs) {
+  for (const void* p : ptrs)
+    if (p && !aligned16(p)) return false;
+  return true;
+}
+
+// The vector path of the LayerNorm kernels: C a multiple of 4 and 16-byte aligned pointers.
+bool ln_vec(int64_t C, int64_t mod_stride, std::initializer_list<const void*> ptrs) {
+  return C % 4 == 0 && mod_stride % 4 == 0 && all_aligned(ptrs);
+}
+
+// Chunk width: 16 bytes of TY (8 bf16) unless 4 elements fill whole warps where 8 would not (C = 384 in
+// bf16: 48 chunks of 8 leave 16 of 64 threads idle, 96 chunks of 4 fill 3 warps). One thread per chunk:
+// the row must fit in 1024 threads.
+template <typename TY, typename F>
+void ln_dispatch(bool vec, int64_t C, F&& f) {
+  constexpr int P = kPack<TY>;
+  if (vec && P == 8 && C % 8 == 0 && ((C / 8) % 32 == 0 || (C / 4) % 32 != 0 || C / 4 > 1024)) {
+    DRWKV_ASSERT(C <= 1024 * 8, "layernorm_modulate CUDA: C %lld too wide", (long long)C);
+    f(std::integral_constant<int, P>{}, std::true_type{});
+  } else if (vec) {
+    DRWKV_ASSERT(C <= 1024 * 4, "layernorm_modulate CUDA: C %lld too wide", (long long)C);
+    f(std::integral_constant<int, 4>{}, std::true_type{});
+  } else {
+    DRWKV_ASSERT(C <= 1024 * 4, "layernorm_modulate CUDA: C %lld too wide for the unaligned path", (long long)C);
+    f(std::integral_constant<int, 4>{}, std::false_type{});
+  }
+}
+}  // namespace
+
+template <typename TH, typename TY>
+void layernorm_modulate_forward_cuda(TY* y, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h, const acc_t<TH>* weight,
+                                     const acc_t<TH>* bias, const acc_t<TH>* shift, const acc_t<TH>* scale,
+                                     int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, double eps,
+                                     StreamHandle s) {
+  check_args(batch, tokens, C, mod_stride);
+  if (batch * tokens == 0) return;
+  const bool vec = ln_vec(C, mod_stride, {y, h, weight, bias, shift, scale});
+  ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
+    constexpr int VW = decltype(vw)::value;
+    constexpr bool VEC = decltype(v)::value;
+    RowBlock rb = row_block(C, VW, 1024, true, int(kTPB));
+    dim3 grid{unsigned(token_blocks(tokens)), unsigned(batch)};
+    ln_modulate_forward_kernel<TH, TY, VW, VEC><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(
+        y, mean, rstd, h, weight, bias, shift, scale, mod_stride, tokens, C, float(eps));
+    CUDA_CHECK_LAUNCH();
+  });
+}
+
+template <typename TH, typename TY>
+void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
+                                      acc_t<TH>* dscale, const TY* dy, const TH* h, const acc_t<TH>* mean,
+                                      const acc_t<TH>* rstd, const acc_t<TH>* weight, const acc_t<TH>* bias,
+                                      const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens,
+                                      int64_t C, bool accumulate, acc_t<TH>* workspace, StreamHandle s) {
+  check_args(batch, tokens, C, mod_stride);
+  if (batch * tokens == 0) return;
+  const bool sums = dweight || dbias || dshift || dscale;
+  DRWKV_ASSERT(!sums || workspace, "layernorm_modulate_backward_cuda: parameter gradients need the workspace");
+  const int64_t tb = token_blocks(tokens);
+  float* partial = sums ? workspace : nullptr;
+  float* param = (dweight || dbias) ? workspace + batch * tb * 2 * C : nullptr;
+  const bool vec = ln_vec(C, mod_stride, {dy, h, dh, weight, scale});
+  cudaStream_t st = to_cuda(s);
+  ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
+    constexpr int VW = decltype(vw)::value;
+    constexpr bool VEC = decltype(v)::value;
+    RowBlock rb = row_block(C, VW, 1024, true, int(kTPB));
+    size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * 2 * VW * sizeof(float) : 0;
+    dim3 grid{unsigned(tb), unsigned(batch)};
+    ln_modulate_backward_kernel<TH, TY, VW, VEC><<<grid, dim3(rb.x, rb.y), smem, st>>>(
+        dh, partial, dy, h, mean, rstd, weight, scale, mod_stride, tokens, C, accumulate);
+    CUDA_CHECK_LAUNCH();
+  });
+  if (!sums) return;
+  const int64_t n = batch * C;
+  ln_modulate_finish_kernel<<<unsigned((n + 255) / 256), 256, 0, st>>>(dshift, dscale, param, partial, weight, bias,
+                                                                       scale, mod_stride, batch, tb, C);
+  CUDA_CHECK_LAUNCH();
+  if (param) launch_column_sum(static_cast<const float*>(param), batch, 2 * C, AddToAffineGradients{dweight, dbias, C}, st);
+}
+
+template <typename TH, typename TY>
+void gated_residual_forward_cuda(TH* out, const TH* h, const TY* y, const acc_t<TH>* gate, int64_t mod_stride,
+                                 const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens, int64_t C,
+                                 StreamHandle s) {
+  check_args(batch, tokens, C, mod_stride);
+  if (batch * tokens == 0) return;
+  dim3 grid{unsigned(token_blocks(tokens)), unsigned(batch)};
+  constexpr int P = kPack<TY>;
+  if (C % P == 0 && mod_stride % 4 == 0 && all_aligned({out, h, y, gate})) {
+    RowBlock rb = row_block(C, P, 256, false, int(kTPB));
+    gated_forward_kernel<TH, TY, P><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(out, h, y, gate, mod_stride,
+                                                                               sample_scale, tokens, C);
+  } else {
+    RowBlock rb = row_block(C, 1, 256, false, int(kTPB));
+    gated_forward_kernel<TH, TY, 1><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(out, h, y, gate, mod_stride,
+                                                                               sample_scale, tokens, C);
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+template <typename TH, typename TY>
+void gated_residual_backward_cuda(TY* dy, acc_t<TH>* dgate, const TH* dout, const TY* y, const acc_t<TH>* gate,
+                                  int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
+                                  int64_t C, bool accumulate, acc_t<TH>* workspace, StreamHandle s) {
+  check_args(batch, tokens, C, mod_stride);
+  if (batch * tokens == 0) return;
+  DRWKV_ASSERT(!dgate || workspace, "gated_residual_backward_cuda: the gate gradient needs the workspace");
+  const int64_t tb = token_blocks(tokens);
+  float* partial = dgate ? workspace : nullptr;
+  dim3 grid{unsigned(tb), unsigned(batch)};
+  cudaStream_t st = to_cuda(s);
+  constexpr int P = kPack<TY>;
+  if (C % P == 0 && mod_stride % 4 == 0 && all_aligned({dy, dout, y, gate})) {
+    RowBlock rb = row_block(C, P, 256, false, int(kTPB));
+    size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * P * sizeof(float) : 0;
+    gated_backward_kernel<TH, TY, P><<<grid, dim3(rb.x, rb.y), smem, st>>>(dy, partial, dout, y, gate, mod_stride,
+                                                                           sample_scale, tokens, C, accumulate);
+  } else {
+    RowBlock rb = row_block(C, 1, 256, false, int(kTPB));
+    size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * sizeof(float) : 0;
+    gated_backward_kernel<TH, TY, 1><<<grid, dim3(rb.x, rb.y), smem, st>>>(dy, partial, dout, y, gate, mod_stride,
+                                                                           sample_scale, tokens, C, accumulate);
+  }
+  CUDA_CHECK_LAUNCH();
+  if (!dgate) return;
+  const int64_t n = batch * C;
+  gated_finish_kernel<<<unsigned((n + 255) / 256), 256, 0, st>>>(dgate, partial, sample_scale, mod_stride, batch, tb, C);
+  CUDA_CHECK_LAUNCH();
+}
+
+#define INSTANTIATE(TH, TY)                                                                                        \
+  template void layernorm_modulate_forward_cuda<TH, TY>(TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const acc_t<TH>*,  \
+                                                        const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*,      \
+                                                        int64_t, int64_t, int64_t, int64_t, double, StreamHandle); \
+  template void layernorm_modulate_backward_cuda<TH, TY>(                                                          \
+      TH*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const acc_t<TH>*,                 \
+      const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t,  \
+      bool, acc_t<TH>*, StreamHandle);                                                                             \
+  template void gated_residual_forward_cuda<TH, TY>(TH*, const TH*, const TY*, const acc_t<TH>*, int64_t,          \
+                                                    const acc_t<TH>*, int64_t, int64_t, int64_t, StreamHandle);    \
+  template void gated_residual_backward_cuda<TH, TY>(TY*, acc_t<TH>*, const TH*, const TY*, const acc_t<TH>*,      \
+                                                     int64_t, const acc_t<TH>*, int64_t, int64_t, int64_t, bool,   \
+                                                     acc_t<TH>*, StreamHandle);
+INSTANTIATE(float, float)
+INSTANTIATE(float, bf16)
+#undef INSTANTIATE
+
+}  // namespace drwkv::kernels

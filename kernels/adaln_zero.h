@@ -1,0 +1,81 @@
+// adaLN-Zero pieces of the Bi-RWKV block (MODEL.md §1.7): LayerNorm fused with the modulation, and the
+// gated residual update.
+//
+// Shapes: h, y, out: [B, T, C] row-major. The modulation vectors are chunks of one [B, M·C] tensor `mod`:
+// callers pass pointers to the first element of a chunk (mod + k·C) and `mod_stride` = M·C, the distance
+// between samples; gradients go to the same places of the mod gradient (other chunks untouched).
+// Types: TH = dtype of the residual stream h (and of out), TY = branch dtype (y). Instantiated on the CPU
+// for (TH, TY) = (f32, f32), (f64, f64), (f32, bf16); on CUDA for (f32, f32), (f32, bf16). Parameters,
+// mod, sample scales and saved statistics are acc_t<TH> (f32 master values read directly); arithmetic in
+// acc_t<TH>.
+//
+// layernorm_modulate (LN over C with the population variance and eps, optional affine):
+//   y = LN(h) ⊙ (1 + scale_b) + shift_b,    LN(h) = (h − mean) · rstd ⊙ weight + bias
+//   forward writes y and mean/rstd ([B·T] acc_t); weight/bias may be null (no affine).
+//   backward: dh = ∂/∂h (overwrite, or add when `accumulate`; dh may be null), and, each += and each may
+//   be null: dweight, dbias ([C]); dshift, dscale (mod-gradient chunks) = Σ_t dy, Σ_t dy ⊙ LN(h).
+// gated_residual:
+//   out = h + s_b · gate_b ⊙ y, s_b = sample_scale[b] (drop path; null = 1). out may alias h.
+//   backward: dy = s_b · gate_b ⊙ dout (overwrite, or add when `accumulate`); dgate += s_b Σ_t dout ⊙ y
+//   (dy and dgate may each be null). dh = dout is the caller's pass-through (no kernel).
+// Reductions over tokens and samples are deterministic: the CUDA kernels write fixed per-block partial
+// sums into `workspace` (device memory, *_workspace(...) elements of acc_t<TH>) and add them in a fixed
+// order; the CPU versions ignore the workspace (it may be null). Outputs never alias inputs unless stated.
+// CUDA width limit: C ≤ 8192 when C is a multiple of 8 (bf16 y) or 4 (f32 y) and the pointers are
+// 16-byte aligned, C ≤ 4096 otherwise (one thread per chunk of a row).
+#pragma once
+
+#include <cstdint>
+
+#include "core/device.h"
+#include "core/dtype.h"
+
+namespace drwkv::kernels {
+
+// Tokens of one sample handled by one CUDA block; fixes the order of the reductions over tokens.
+inline constexpr int64_t kAdaLNTokensPerBlock = 64;
+
+int64_t layernorm_modulate_workspace(int64_t batch, int64_t tokens, int64_t C);
+int64_t gated_residual_workspace(int64_t batch, int64_t tokens, int64_t C);
+
+template <typename TH, typename TY>
+void layernorm_modulate_forward_cpu(TY* y, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h, const acc_t<TH>* weight,
+                                    const acc_t<TH>* bias, const acc_t<TH>* shift, const acc_t<TH>* scale,
+                                    int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, double eps);
+template <typename TH, typename TY>
+void layernorm_modulate_forward_cuda(TY* y, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h, const acc_t<TH>* weight,
+                                     const acc_t<TH>* bias, const acc_t<TH>* shift, const acc_t<TH>* scale,
+                                     int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, double eps,
+                                     StreamHandle s);
+
+template <typename TH, typename TY>
+void layernorm_modulate_backward_cpu(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
+                                     acc_t<TH>* dscale, const TY* dy, const TH* h, const acc_t<TH>* mean,
+                                     const acc_t<TH>* rstd, const acc_t<TH>* weight, const acc_t<TH>* bias,
+                                     const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens,
+                                     int64_t C, bool accumulate, acc_t<TH>* workspace);
+template <typename TH, typename TY>
+void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
+                                      acc_t<TH>* dscale, const TY* dy, const TH* h, const acc_t<TH>* mean,
+                                      const acc_t<TH>* rstd, const acc_t<TH>* weight, const acc_t<TH>* bias,
+                                      const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens,
+                                      int64_t C, bool accumulate, acc_t<TH>* workspace, StreamHandle s);
+
+template <typename TH, typename TY>
+void gated_residual_forward_cpu(TH* out, const TH* h, const TY* y, const acc_t<TH>* gate, int64_t mod_stride,
+                                const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens, int64_t C);
+template <typename TH, typename TY>
+void gated_residual_forward_cuda(TH* out, const TH* h, const TY* y, const acc_t<TH>* gate, int64_t mod_stride,
+                                 const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens, int64_t C,
+                                 StreamHandle s);
+
+template <typename TH, typename TY>
+void gated_residual_backward_cpu(TY* dy, acc_t<TH>* dgate, const TH* dout, const TY* y, const acc_t<TH>* gate,
+                                 int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
+                                 int64_t C, bool accumulate, acc_t<TH>* workspace);
+template <typename TH, typename TY>
+void gated_residual_backward_cuda(TY* dy, acc_t<TH>* dgate, const TH* dout, const TY* y, const acc_t<TH>* gate,
+                                  int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
+                                  int64_t C, bool accumulate, acc_t<TH>* workspace, StreamHandle s);
+
+}  // namespace drwkv::kernels

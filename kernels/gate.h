@@ -1,0 +1,26 @@
+// The receptance gate of the spatial mix (MODEL.md §1.8: out = W_o (σ(r) ⊙ z)) and of the channel mix
+// (§1.9: σ(W_R x_r) ⊙ (W_2 k)): out = σ(r) ⊙ z over n contiguous elements.
+//
+// Backward: dr = dout ⊙ z ⊙ σ(r)(1 − σ(r)), dz = dout ⊙ σ(r); both overwrite, either may be null (not
+// wanted). No aliasing between outputs and inputs. Types: T = float, double, bf16 on the CPU; float, bf16
+// on CUDA; arithmetic in acc_t<T>. The CUDA kernels take 16-byte vector accesses when every pointer is
+// 16-byte aligned. Bytes: forward reads r, z and writes out (3n·sizeof(T)); backward reads dout, r, z and
+// writes dr, dz (5n·sizeof(T)).
+#pragma once
+
+#include <cstdint>
+
+#include "core/device.h"
+#include "core/dtype.h"
+
+namespace drwkv::kernels {
+
+template <typename T> void sigmoid_mul_forward_cpu(T* out, const T* r, const T* z, int64_t n);
+template <typename T> void sigmoid_mul_forward_cuda(T* out, const T* r, const T* z, int64_t n, StreamHandle s);
+
+template <typename T>
+void sigmoid_mul_backward_cpu(T* dr, T* dz, const T* dout, const T* r, const T* z, int64_t n);
+template <typename T>
+void sigmoid_mul_backward_cuda(T* dr, T* dz, const T* dout, const T* r, const T* z, int64_t n, StreamHandle s);
+
+}  // namespace drwkv::kernels

@@ -1,0 +1,179 @@
+// adaLN-Zero CUDA kernels against the CPU reference (f64, same rounded inputs): LayerNorm + modulation
+// forward/backward and the gated residual, f32 and bf16 branch, with and without affine, overwrite and
+// accumulate, the 16-byte path and the scalar path (odd C, mod strides not a multiple of 4), several
+// token blocks per sample, outputs poisoned first; determinism of the parameter gradients.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <tuple>
+
+#include "core/stream.h"
+#include "kernels/adaln_zero.h"
+#include "tests/support/testing.h"
+
+namespace drwkv::kernels {
+namespace {
+const Device kGpu = Device::cuda(0);
+StreamHandle stream() { return current_stream(0).handle(); }
+Tensor rnd(const Shape& s, DType dt, Device dev, uint64_t seed, double lo = -1, double hi = 1) {
+  return testing::random_uniform(s, DType::F32, Device::cpu(), seed, lo, hi).to(dev, dt);
+}
+Tensor f64(const Tensor& t) { return t.to(Device::cpu(), DType::F64); }
+template <typename T> T* p(const Tensor& t) { return static_cast<T*>(t.data()); }
+testing::Tolerance sum_tol(int64_t terms) { return {1e-4, 2e-6 * double(terms)}; }
+
+struct Case {
+  int64_t B, T, C;
+  bool affine, accumulate;
+  int stride_pad;  // mod row stride = 6C + pad (pad 1: the scalar path)
+};
+
+template <typename TY>
+void check_layernorm_modulate(const Case& k, uint64_t seed) {
+  const DType ty = dtype_v<TY>;
+  const int64_t B = k.B, T = k.T, C = k.C, ms = 6 * C + k.stride_pad;
+  const int sh = 3, sc = 4;
+  const std::string what = "B " + std::to_string(B) + " T " + std::to_string(T) + " C " + std::to_string(C) +
+                           (k.affine ? " affine" : "") + (k.accumulate ? " acc" : "") + " pad " +
+                           std::to_string(k.stride_pad) + " " + std::string(dtype_name(ty));
+  Tensor h = rnd(Shape{B, T, C}, DType::F32, kGpu, seed, -2, 3), h64 = f64(h);
+  Tensor w = rnd(Shape{C}, DType::F32, kGpu, seed + 1, 0.5, 1.5), w64 = f64(w);
+  Tensor bias = rnd(Shape{C}, DType::F32, kGpu, seed + 2), b64 = f64(bias);
+  Tensor mod = rnd(Shape{B, ms}, DType::F32, kGpu, seed + 3), mod64 = f64(mod);
+  const float* wg = k.affine ? p<float>(w) : nullptr;
+  const float* bg = k.affine ? p<float>(bias) : nullptr;
+  const double* wr = k.affine ? p<double>(w64) : nullptr;
+  const double* br = k.affine ? p<double>(b64) : nullptr;
+  // forward
+  Tensor y = testing::poisoned(Shape{B, T, C}, ty, kGpu);
+  Tensor mean = testing::poisoned(Shape{B * T}, DType::F32, kGpu), rstd = testing::poisoned(Shape{B * T}, DType::F32, kGpu);
+  Tensor y64 = Tensor::empty(Shape{B, T, C}, DType::F64), mean64 = Tensor::empty(Shape{B * T}, DType::F64),
+         rstd64 = Tensor::empty(Shape{B * T}, DType::F64);
+  layernorm_modulate_forward_cpu<double, double>(p<double>(y64), p<double>(mean64), p<double>(rstd64), p<double>(h64), wr,
+                                                 br, p<double>(mod64) + sh * C, p<double>(mod64) + sc * C, ms, B, T, C, 1e-5);
+  layernorm_modulate_forward_cuda<float, TY>(p<TY>(y), p<float>(mean), p<float>(rstd), p<float>(h), wg, bg,
+                                             p<float>(mod) + sh * C, p<float>(mod) + sc * C, ms, B, T, C, 1e-5, stream());
+  EXPECT_TENSORS_CLOSE(y, y64, testing::tolerance_for(ty), what + " y", seed);
+  EXPECT_TENSORS_CLOSE(mean, mean64, (testing::Tolerance{2e-5, 1e-5}), what + " mean", seed);
+  EXPECT_TENSORS_CLOSE(rstd, rstd64, (testing::Tolerance{5e-5, 1e-5}), what + " rstd", seed);
+  // backward, from the statistics the GPU saved (the reference uses the same ones)
+  Tensor stat_m = f64(mean), stat_r = f64(rstd);
+  Tensor dy = rnd(Shape{B, T, C}, ty, kGpu, seed + 4), dy64 = f64(dy);
+  Tensor dh = k.accumulate ? rnd(Shape{B, T, C}, DType::F32, kGpu, seed + 5) : testing::poisoned(Shape{B, T, C}, DType::F32, kGpu);
+  Tensor dh64 = k.accumulate ? f64(dh) : Tensor::empty(Shape{B, T, C}, DType::F64);
+  Tensor dw = rnd(Shape{C}, DType::F32, kGpu, seed + 6), dw64 = f64(dw);
+  Tensor db = rnd(Shape{C}, DType::F32, kGpu, seed + 7), db64 = f64(db);
+  Tensor dmod = rnd(Shape{B, ms}, DType::F32, kGpu, seed + 8), dmod64 = f64(dmod);
+  Tensor ws = Tensor::empty(Shape{layernorm_modulate_workspace(B, T, C)}, DType::F32, kGpu);
+  ws.fill_(std::nan(""));
+  layernorm_modulate_backward_cpu<double, double>(
+      p<double>(dh64), k.affine ? p<double>(dw64) : nullptr, k.affine ? p<double>(db64) : nullptr,
+      p<double>(dmod64) + sh * C, p<double>(dmod64) + sc * C, p<double>(dy64), p<double>(h64), p<double>(stat_m),
+      p<double>(stat_r), wr, br, p<double>(mod64) + sc * C, ms, B, T, C, k.accumulate, nullptr);
+  layernorm_modulate_backward_cuda<float, TY>(p<float>(dh), k.affine ? p<float>(dw) : nullptr,
+                                              k.affine ? p<float>(db) : nullptr, p<float>(dmod) + sh * C,
+                                              p<float>(dmod) + sc * C, p<TY>(dy), p<float>(h), p<float>(mean),
+                                              p<float>(rstd), wg, bg, p<float>(mod) + sc * C, ms, B, T, C, k.accumulate,
+                                              p<float>(ws), stream());
+  EXPECT_TENSORS_CLOSE(dh, dh64, (testing::Tolerance{1e-4, 1e-4}), what + " dh", seed);
+  EXPECT_TENSORS_CLOSE(dmod, dmod64, sum_tol(T), what + " dmod (shift, scale; other chunks untouched)", seed);
+  EXPECT_TENSORS_CLOSE(dw, dw64, sum_tol(B * T), what + " dweight", seed);
+  EXPECT_TENSORS_CLOSE(db, db64, sum_tol(B * T), what + " dbias", seed);
+}
+
+template <typename TY>
+void check_gated_residual(const Case& k, uint64_t seed) {
+  const DType ty = dtype_v<TY>;
+  const int64_t B = k.B, T = k.T, C = k.C, ms = 6 * C + k.stride_pad;
+  const int gc = 2;
+  const std::string what = "gated B " + std::to_string(B) + " T " + std::to_string(T) + " C " + std::to_string(C) +
+                           (k.accumulate ? " acc" : "") + " " + std::string(dtype_name(ty));
+  Tensor h = rnd(Shape{B, T, C}, DType::F32, kGpu, seed), h64 = f64(h);
+  Tensor y = rnd(Shape{B, T, C}, ty, kGpu, seed + 1), y64 = f64(y);
+  Tensor mod = rnd(Shape{B, ms}, DType::F32, kGpu, seed + 2), mod64 = f64(mod);
+  std::vector<float> sv;
+  for (int64_t b = 0; b < B; ++b) sv.push_back(b % 3 == 1 ? 0.f : 1.f / 0.9f);
+  Tensor ss = Tensor::from_vector(sv, Shape{B}, kGpu), ss64 = f64(ss);
+  for (const bool scaled : {false, true}) {
+    const float* sg = scaled ? p<float>(ss) : nullptr;
+    const double* sr = scaled ? p<double>(ss64) : nullptr;
+    Tensor out = testing::poisoned(Shape{B, T, C}, DType::F32, kGpu), out64 = Tensor::empty(Shape{B, T, C}, DType::F64);
+    gated_residual_forward_cpu<double, double>(p<double>(out64), p<double>(h64), p<double>(y64), p<double>(mod64) + gc * C,
+                                               ms, sr, B, T, C);
+    gated_residual_forward_cuda<float, TY>(p<float>(out), p<float>(h), p<TY>(y), p<float>(mod) + gc * C, ms, sg, B, T, C,
+                                           stream());
+    EXPECT_TENSORS_CLOSE(out, out64, testing::tolerance_for(DType::F32), what + " out", seed);
+    Tensor inplace = h.clone();  // out aliasing h
+    gated_residual_forward_cuda<float, TY>(p<float>(inplace), p<float>(inplace), p<TY>(y), p<float>(mod) + gc * C, ms, sg,
+                                           B, T, C, stream());
+    EXPECT_TENSORS_CLOSE(inplace, out64, testing::tolerance_for(DType::F32), what + " out in place", seed);
+
+    Tensor dout = rnd(Shape{B, T, C}, DType::F32, kGpu, seed + 3), dout64 = f64(dout);
+    Tensor dy = k.accumulate ? rnd(Shape{B, T, C}, ty, kGpu, seed + 4) : testing::poisoned(Shape{B, T, C}, ty, kGpu);
+    Tensor dy64 = k.accumulate ? f64(dy) : Tensor::empty(Shape{B, T, C}, DType::F64);
+    Tensor dmod = rnd(Shape{B, ms}, DType::F32, kGpu, seed + 5), dmod64 = f64(dmod);
+    Tensor ws = Tensor::empty(Shape{gated_residual_workspace(B, T, C)}, DType::F32, kGpu);
+    ws.fill_(std::nan(""));
+    gated_residual_backward_cpu<double, double>(p<double>(dy64), p<double>(dmod64) + gc * C, p<double>(dout64),
+                                                p<double>(y64), p<double>(mod64) + gc * C, ms, sr, B, T, C, k.accumulate,
+                                                nullptr);
+    gated_residual_backward_cuda<float, TY>(p<TY>(dy), p<float>(dmod) + gc * C, p<float>(dout), p<TY>(y),
+                                            p<float>(mod) + gc * C, ms, sg, B, T, C, k.accumulate, p<float>(ws), stream());
+    EXPECT_TENSORS_CLOSE(dy, dy64, testing::tolerance_for(ty), what + " dy", seed);
+    EXPECT_TENSORS_CLOSE(dmod, dmod64, sum_tol(T), what + " dgate", seed);
+  }
+}
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> c{
+      {2, 3, 64, true, false, 0},  {1, 1, 8, false, true, 0},   {2, 70, 40, true, true, 0},  {3, 5, 12, false, false, 0},
+      {1, 130, 96, true, false, 0}, {2, 10, 1024, true, true, 0}, {1, 3, 2000, false, true, 0}, {2, 65, 6, true, false, 0},
+      {2, 9, 64, true, true, 1},    {8, 256, 384, true, false, 0}, {1, 2, 4096, true, true, 0}};
+  return c;
+}
+
+TEST(AdaLNGpu, LayerNormModulateMatchesCpu) {
+  DRWKV_REQUIRE_GPU();
+  uint64_t seed = 1;
+  for (const Case& k : cases()) {
+    check_layernorm_modulate<float>(k, seed += 10);
+    check_layernorm_modulate<bf16>(k, seed += 10);
+  }
+}
+
+TEST(AdaLNGpu, GatedResidualMatchesCpu) {
+  DRWKV_REQUIRE_GPU();
+  uint64_t seed = 500;
+  for (const Case& k : cases()) {
+    check_gated_residual<float>(k, seed += 10);
+    check_gated_residual<bf16>(k, seed += 10);
+  }
+}
+
+TEST(AdaLNGpu, ParameterGradientsAreDeterministic) {
+  DRWKV_REQUIRE_GPU();
+  const int64_t B = 64, T = 256, C = 384, ms = 6 * C;
+  Tensor h = rnd(Shape{B, T, C}, DType::F32, kGpu, 1), dy = rnd(Shape{B, T, C}, DType::BF16, kGpu, 2);
+  Tensor w = rnd(Shape{C}, DType::F32, kGpu, 3), bias = rnd(Shape{C}, DType::F32, kGpu, 4);
+  Tensor mod = rnd(Shape{B, ms}, DType::F32, kGpu, 5);
+  Tensor y = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu), mean = Tensor::empty(Shape{B * T}, DType::F32, kGpu),
+         rstd = Tensor::empty(Shape{B * T}, DType::F32, kGpu), dh = Tensor::empty(Shape{B, T, C}, DType::F32, kGpu);
+  Tensor ws = Tensor::empty(Shape{layernorm_modulate_workspace(B, T, C)}, DType::F32, kGpu);
+  layernorm_modulate_forward_cuda<float, bf16>(p<bf16>(y), p<float>(mean), p<float>(rstd), p<float>(h), p<float>(w),
+                                               p<float>(bias), p<float>(mod), p<float>(mod) + C, ms, B, T, C, 1e-5, stream());
+  std::vector<float> first;
+  for (int run = 0; run < 2; ++run) {
+    Tensor grads = Tensor::zeros(Shape{2 * C + B * ms}, DType::F32, kGpu);
+    float* g = p<float>(grads);
+    layernorm_modulate_backward_cuda<float, bf16>(p<float>(dh), g, g + C, g + 2 * C, g + 3 * C, p<bf16>(dy), p<float>(h),
+                                                  p<float>(mean), p<float>(rstd), p<float>(w), p<float>(bias),
+                                                  p<float>(mod) + C, ms, B, T, C, false, p<float>(ws), stream());
+    std::vector<float> v = grads.to_vector<float>();
+    if (run == 0) first = v;
+    else EXPECT_EQ(0, std::memcmp(first.data(), v.data(), v.size() * sizeof(float))) << "gradients differ between runs";
+  }
+}
+
+}  // namespace
+}  // namespace drwkv::kernels
