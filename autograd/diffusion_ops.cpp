@@ -5,6 +5,8 @@
 #include "autograd/elementwise_ops.h"
 #include "kernels/diffusion.h"
 
+static_assert(drwkv::autograd::kDiffusionCoefs == drwkv::kernels::kCoefs, "coefficient rows differ");
+
 namespace drwkv::autograd {
 namespace {
 template <typename T> T* ptr(const Tensor& t) { return static_cast<T*>(t.data()); }

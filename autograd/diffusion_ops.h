@@ -8,6 +8,9 @@
 
 namespace drwkv::autograd {
 
+// Columns of `coef` (kernels/diffusion.h kCoefs; the rows are documented there).
+inline constexpr int kDiffusionCoefs = 12;
+
 struct HybridLoss {
   Variable loss;  // [B] mse_b + vb_b (differentiable with respect to the model output)
   Tensor terms;   // [B, 2] (mse_b, vb_b), for logging

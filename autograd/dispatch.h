@@ -9,6 +9,7 @@
 
 #include <type_traits>
 
+#include "autograd/profiler.h"
 #include "core/build_config.h"
 #include "core/stream.h"
 #include "core/tensor.h"
@@ -28,11 +29,12 @@ decltype(auto) dispatch_float(DType dt, F&& f) {
 }
 
 template <typename T, typename Cpu, typename Cuda>
-void launch(const Tensor& where, Cpu&& cpu, Cuda&& cuda) {
+void launch(const char* name, const Tensor& where, Cpu&& cpu, Cuda&& cuda) {
   if (where.is_cuda()) {
     if constexpr (std::is_same_v<T, double>) {
       DRWKV_FAIL("f64 tensors are for the CPU reference only (%s)", describe(where).c_str());
     } else {
+      ProfileRange range(name, where.device());
       cuda(current_stream(where.device()).handle());
     }
   } else {
@@ -44,5 +46,5 @@ void launch(const Tensor& where, Cpu&& cpu, Cuda&& cuda) {
 
 #define DRWKV_LAUNCH(where, T, name, ...)                                           \
   ::drwkv::autograd::launch<T>(                                                     \
-      (where), [&] { ::drwkv::kernels::name##_cpu<T>(__VA_ARGS__); },               \
+      #name, (where), [&] { ::drwkv::kernels::name##_cpu<T>(__VA_ARGS__); },               \
       [&](auto drwkv_stream_) { DRWKV_CUDA_ONLY(::drwkv::kernels::name##_cuda<T>(__VA_ARGS__, drwkv_stream_)); })

@@ -70,7 +70,7 @@ GradBuffer grad_buffer(BackwardContext& ctx, int i, DType dtype) {
 // Runs the CPU or CUDA launcher of a kernel templated on (residual dtype, branch dtype).
 #define DRWKV_OPS_LAUNCH2(where, TH, TY, name, ...)                                         \
   ::drwkv::autograd::launch<TH>(                                                       \
-      (where), [&] { ::drwkv::kernels::name##_cpu<TH, TY>(__VA_ARGS__); },             \
+      #name, (where), [&] { ::drwkv::kernels::name##_cpu<TH, TY>(__VA_ARGS__); },      \
       [&](auto drwkv_stream_) { DRWKV_CUDA_ONLY(::drwkv::kernels::name##_cuda<TH, TY>(__VA_ARGS__, drwkv_stream_)); })
 
 // Calls f(TH{}, TY{}) for the supported (residual, branch) dtype pairs.

@@ -8,6 +8,8 @@
 // operands, e.g. a bf16 target of f32 operands) receives the product through a temporary instead.
 #include "autograd/linear_ops.h"
 
+#include "autograd/profiler.h"
+
 #include <algorithm>
 
 #include "autograd/dispatch.h"
@@ -127,6 +129,7 @@ void gemm(const Mat& a, bool ta, const Mat& b, bool tb, const Mat& d, float beta
   }
   g.beta = beta;
   if (d.t.is_cuda()) {
+    ProfileRange range("gemm", d.t.device());
     DRWKV_CUDA_ONLY(kernels::gemm_cuda(g, current_stream(d.t.device()).handle()));
   } else {
     kernels::gemm_cpu(g);

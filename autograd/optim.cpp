@@ -2,6 +2,8 @@
 // current stream.
 #include "autograd/optim.h"
 
+#include "autograd/profiler.h"
+
 #include "autograd/dispatch.h"
 #include "kernels/optim.h"
 #include "kernels/reduce.h"
@@ -45,6 +47,7 @@ void adamw_step(Tensor& params, const Tensor& grads, Tensor& m, Tensor& v, const
   float* vp = v.data_ptr<float>();
   bf16* copy = compute_copy.defined() ? compute_copy.data_ptr<bf16>() : nullptr;
   if (params.is_cuda()) {
+    ProfileRange range("adamw", params.device());
     DRWKV_CUDA_ONLY(kernels::adamw_cuda(p, g, mp, vp, copy, params.numel(), h, scale_ptr,
                                         current_stream(params.device()).handle()));
   } else {
@@ -57,6 +60,7 @@ void ema_update(Tensor& ema, const Tensor& params, double decay) {
   check_flat(params, ema, DType::F32, "ema_update params");
   DRWKV_ASSERT(decay >= 0 && decay <= 1, "ema_update: decay %g outside [0, 1]", decay);
   if (ema.is_cuda()) {
+    ProfileRange range("ema", params.device());
     DRWKV_CUDA_ONLY(kernels::ema_cuda(ema.data_ptr<float>(), params.data_ptr<float>(), ema.numel(), float(decay),
                                       current_stream(ema.device()).handle()));
   } else {

@@ -87,6 +87,7 @@ enum class KeyPurpose : uint64_t {
   Flip = 4,
   LatentPosterior = 5,
   TextDrop = 6,
+  DropPath = 7,  // the model's stochastic depth (models/drwkv.h)
 };
 // 64-bit key of (seed, epoch, global sample g, purpose). Use it as the Philox stream with the run seed
 // as Philox key, e.g. rng_normal_rows_(noise, seed, {sample_key(seed, e_i, g_i, KeyPurpose::Noise)...}).

@@ -1,0 +1,130 @@
+// Full DRWKV training steps on one GPU: forward + backward of the hybrid diffusion loss, fused AdamW
+// (f32 master weights, bf16 compute copy) and EMA, with random latents already on the device (the data
+// loader is measured by loader_bench). Prints ms/step, images/s, tokens/s, peak memory and MFU (model
+// FLOPs = 6 × token-path weights × tokens per image, over the bf16 GEMM ceiling measured in the same
+// run), and optionally a per-kernel breakdown of one step.
+//
+// usage: train_step_gpu_bench [--configs NAME:BATCH:IMAGE[,…]] [--steps N] [--warmup N] [--profile]
+//                             [--checkpoint-blocks]
+//   default configs: S/2:256:32,B/2:256:32,H/2:64:32,B/2:32:64,B/2:16:128 (image 32/64/128 latents =
+//   256/1024/4096 tokens at patch 2)
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "apps/perf.h"
+#include "autograd/optim.h"
+#include "autograd/profiler.h"
+#include "bench/bench_util.h"
+#include "core/allocator.h"
+#include "core/rng.h"
+#include "core/stream.h"
+#include "models/diffusion.h"
+#include "models/drwkv.h"
+
+using namespace drwkv;
+
+struct Config {
+  std::string name;
+  int batch = 0, image = 32;
+};
+
+int main(int argc, char** argv) {
+  std::string configs = "S/2:256:32,B/2:256:32,H/2:64:32,B/2:32:64,B/2:16:128";
+  int steps = 10, warmup = 3;
+  bool profile = false, ckpt_blocks = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--configs" && i + 1 < argc) configs = argv[++i];
+    else if (a == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
+    else if (a == "--warmup" && i + 1 < argc) warmup = std::atoi(argv[++i]);
+    else if (a == "--profile") profile = true;
+    else if (a == "--checkpoint-blocks") ckpt_blocks = true;
+    else {
+      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  const Device dev = Device::cuda(0);
+  double ceiling = apps::measure_gemm_ceiling_tflops(dev);
+  std::printf("%s, %s; bf16 GEMM ceiling %.0f TFLOP/s (8192^3, this run)\n", bench::device_name(0).c_str(),
+              bench::now_string().c_str(), ceiling);
+  std::vector<std::vector<std::string>> table = {{"model", "tokens", "batch", "params", "ms/step", "images/s",
+                                                  "tokens/s", "peak GiB", "model TFLOP/s", "MFU"}};
+  std::vector<std::vector<std::string>> breakdown;
+  for (absl::string_view spec : absl::StrSplit(configs, ',')) {
+    std::vector<std::string> parts = absl::StrSplit(spec, ':');
+    Config c{parts.at(0), std::atoi(parts.at(1).c_str()), std::atoi(parts.at(2).c_str())};
+    models::DrwkvConfig base;
+    base.in_channels = 4;
+    base.image_size = c.image;
+    base.num_classes = 1000;
+    models::DrwkvConfig cfg = models::drwkv_named_config(c.name, base).value();
+    models::ParameterStore store;
+    models::DrwkvModel model(cfg, store);
+    model.set_activation_checkpointing(ckpt_blocks);
+    store.finalize(dev, DType::BF16, 1);
+    models::GaussianDiffusion diffusion(true);
+    Tensor m = Tensor::zeros(store.flat_params().shape(), DType::F32, dev), v = m.clone(), ema = store.flat_params().clone();
+    Tensor x0 = Tensor::empty(Shape{c.batch, 4, c.image, c.image}, DType::F32, dev);
+    rng_normal_(x0, 7, 1);
+    models::TrainBatch tb;
+    tb.x0 = x0;
+    tb.seed = 3;
+    for (int i = 0; i < c.batch; ++i) {
+      tb.labels.push_back(i % 1000);
+      tb.timestep_keys.push_back(uint64_t(4 * i));
+      tb.noise_keys.push_back(uint64_t(4 * i + 1));
+      tb.label_drop_keys.push_back(uint64_t(4 * i + 2));
+      tb.drop_path_keys.push_back(uint64_t(4 * i + 3));
+    }
+    autograd::AdamWConfig opt;
+    int64_t step = 0;
+    auto one_step = [&] {
+      store.zero_grads();
+      models::TrainLoss tl = diffusion.training_loss(model, tb, 1.0 / c.batch, true);
+      tl.loss.backward();
+      autograd::adamw_step(store.flat_params(), store.flat_grads(), m, v, opt, ++step, Tensor(), store.compute_copy());
+      autograd::ema_update(ema, store.flat_params(), 0.9999);
+    };
+    for (int i = 0; i < warmup; ++i) one_step();
+    cuda_device_synchronize(0);
+    cuda_allocator_reset_peak(0);
+    bench::Timing t = bench::time_gpu(0, one_step, 0, steps);
+    double peak = double(cuda_allocator_stats(0).peak_bytes) / double(1 << 30);
+    double ips = c.batch / (t.median_ms * 1e-3), flops = apps::training_flops_per_image(cfg);
+    table.push_back({cfg.name, std::to_string(cfg.tokens()), std::to_string(c.batch),
+                     absl::StrFormat("%.1fM", double(store.parameter_count()) / 1e6), bench::fmt(t.median_ms, 1),
+                     bench::fmt(ips, 0), absl::StrFormat("%.0fk", ips * cfg.tokens() / 1e3), bench::fmt(peak, 1),
+                     bench::fmt(ips * flops / 1e12, 0), absl::StrFormat("%.1f%%", 100 * ips * flops / (ceiling * 1e12))});
+    std::printf("%s batch %d tokens %d: %.1f ms/step, %.0f images/s, peak %.1f GiB\n", cfg.name.c_str(), c.batch,
+                cfg.tokens(), t.median_ms, ips, peak);
+    std::fflush(stdout);
+    if (profile) {
+      autograd::profiler_reset();
+      autograd::profiler_enable(true);
+      one_step();
+      autograd::profiler_enable(false);
+      std::vector<autograd::ProfileEntry> rep = autograd::profiler_report();
+      double total = 0;
+      for (const auto& e : rep) total += e.total_ms;
+      for (const auto& e : rep)
+        breakdown.push_back({cfg.name + " b" + std::to_string(c.batch) + " T" + std::to_string(cfg.tokens()), e.name,
+                             std::to_string(e.calls), bench::fmt(e.total_ms, 2), absl::StrFormat("%.1f%%", 100 * e.total_ms / total)});
+    }
+  }
+  std::printf("\n");
+  bench::print_table(table);
+  if (profile) {
+    std::printf("\nPer-kernel breakdown of one step (sum of event-bracketed launches; the step time above also "
+                "includes launch gaps):\n");
+    breakdown.insert(breakdown.begin(), {"run", "kernel", "calls", "ms", "share"});
+    bench::print_table(breakdown);
+  }
+  return 0;
+}

@@ -1,0 +1,253 @@
+// The Diffusion-RWKV denoiser (models/drwkv.h; MODEL.md §1).
+#include "models/drwkv.h"
+
+#include <cmath>
+
+#include "absl/strings/str_format.h"
+#include "autograd/bi_wkv_ops.h"
+#include "autograd/drwkv_ops.h"
+#include "autograd/elementwise_ops.h"
+#include "autograd/linear_ops.h"
+#include "autograd/norm_ops.h"
+#include "autograd/shape_ops.h"
+#include "core/philox.h"
+
+namespace drwkv::models {
+using autograd::Variable;
+
+namespace {
+std::string bname(int l, const char* what) { return absl::StrFormat("blocks.%d.%s", l, what); }
+
+// MODEL.md §1.12 per-layer ratios; a single-block model uses r0 = 0.
+double ratio0(int l, int depth) { return depth > 1 ? double(l) / double(depth - 1) : 0.0; }
+double ratio1(int l, int depth) { return 1.0 - double(l) / double(depth); }
+}  // namespace
+
+std::vector<float> timestep_frequencies(const std::vector<int32_t>& t, int dim, double max_period) {
+  int half = dim / 2;
+  std::vector<float> out(t.size() * size_t(dim), 0.0f);
+  for (size_t b = 0; b < t.size(); ++b) {
+    for (int m = 0; m < half; ++m) {
+      // float32 frequencies and products, as the reference computes them
+      float freq = std::exp(-std::log(float(max_period)) * float(m) / float(half));
+      float a = float(t[b]) * freq;
+      out[b * size_t(dim) + size_t(m)] = std::cos(a);
+      out[b * size_t(dim) + size_t(half + m)] = std::sin(a);
+    }
+  }
+  return out;
+}
+
+std::vector<float> sincos_pos_embed(int width, int grid) {
+  int d4 = width / 4;
+  std::vector<float> pe(static_cast<size_t>(grid) * size_t(grid) * size_t(width));
+  for (int y = 0; y < grid; ++y)
+    for (int x = 0; x < grid; ++x) {
+      float* row = pe.data() + (size_t(y) * size_t(grid) + size_t(x)) * size_t(width);
+      for (int m = 0; m < d4; ++m) {
+        double omega = std::pow(10000.0, -double(m) / double(d4));  // float64, stored as float32
+        row[m] = float(std::sin(x * omega));
+        row[d4 + m] = float(std::cos(x * omega));
+        row[2 * d4 + m] = float(std::sin(y * omega));
+        row[3 * d4 + m] = float(std::cos(y * omega));
+      }
+    }
+  return pe;
+}
+
+DrwkvModel::DrwkvModel(const DrwkvConfig& config, ParameterStore& store) : config_(config), store_(store) {
+  const int64_t D = config.width, P = config.patch, C = config.in_channels, nb = config.num_blocks();
+  const int64_t K = int64_t(config.hidden_rate) * D;
+  (void)K;
+  ParameterStore& s = store_;
+  pe_w_ = s.add("x_embedder.proj.weight", Shape{D, C * P * P}, Precision::Master, init_xavier_uniform(C * P * P, D));
+  pe_b_ = s.add("x_embedder.proj.bias", Shape{D}, Precision::Master, init_zeros());
+  std::vector<float> table = sincos_pos_embed(int(D), config.grid());
+  pos_ = s.add("pos_embed", Shape{int64_t(config.tokens()), D}, Precision::Master,
+               init_formula([table](int64_t i) { return table[size_t(i)]; }));
+  t_w1_ = s.add("t_embedder.mlp.0.weight", Shape{D, 256}, Precision::Master, init_normal(0.02));
+  t_b1_ = s.add("t_embedder.mlp.0.bias", Shape{D}, Precision::Master, init_zeros());
+  t_w2_ = s.add("t_embedder.mlp.2.weight", Shape{D, D}, Precision::Master, init_normal(0.02));
+  t_b2_ = s.add("t_embedder.mlp.2.bias", Shape{D}, Precision::Master, init_zeros());
+  if (config.has_label_table())
+    label_ = s.add("y_embedder.embedding_table.weight", Shape{int64_t(config.label_rows()), D}, Precision::Master,
+                   init_normal(0.02));
+  // rows l·6D .. (l+1)·6D − 1 belong to block l; 2-D so the GEMM uses the leaf itself (a view of a bf16
+  // leaf would make its gradient bf16)
+  ada_w_ = s.add("blocks.adaLN_modulation.weight", Shape{nb * 6 * D, D}, Precision::Compute, init_zeros());
+  ada_b_ = s.add("blocks.adaLN_modulation.bias", Shape{nb * 6 * D}, Precision::Master, init_zeros());
+  for (int l = 0; l < nb; ++l) register_block(l, l > config.half_depth());
+  lnf_w_ = s.add("norm_f.weight", Shape{D}, Precision::Master, init_constant(1.0f));
+  lnf_b_ = s.add("norm_f.bias", Shape{D}, Precision::Master, init_zeros());
+  final_ada_w_ = s.add("final_layer.adaLN_modulation.weight", Shape{2 * D, D}, Precision::Master, init_zeros());
+  final_ada_b_ = s.add("final_layer.adaLN_modulation.bias", Shape{2 * D}, Precision::Master, init_zeros());
+  out_w_ = s.add("final_layer.linear.weight", Shape{P * P * config.out_channels(), D}, Precision::Master, init_zeros());
+  out_b_ = s.add("final_layer.linear.bias", Shape{P * P * config.out_channels()}, Precision::Master, init_zeros());
+}
+
+void DrwkvModel::register_block(int l, bool out_block) {
+  ParameterStore& s = store_;
+  const int64_t D = config_.width, K = int64_t(config_.hidden_rate) * D;
+  const int L = config_.depth;
+  const double r0 = ratio0(l, L), r1 = ratio1(l, L);
+  BlockParams b;
+  auto vec = [&](const char* what, Initializer init) { return s.add(bname(l, what), Shape{D}, Precision::Master, std::move(init)); };
+  auto mat = [&](const char* what, int64_t out, int64_t in) {
+    return s.add(bname(l, what), Shape{out, in}, Precision::Compute, init_xavier_uniform(in, out));
+  };
+  auto e = [D](int64_t i) { return double(i) / double(D); };
+  if (l == 0) {
+    b.ln0_w = vec("ln0.weight", init_constant(1.0f));
+    b.ln0_b = vec("ln0.bias", init_zeros());
+  }
+  b.ln1_w = vec("ln1.weight", init_constant(1.0f));
+  b.ln1_b = vec("ln1.bias", init_zeros());
+  b.ln2_w = vec("ln2.weight", init_constant(1.0f));
+  b.ln2_b = vec("ln2.bias", init_zeros());
+  b.decay = vec("att.spatial_decay", init_formula([=](int64_t i) {
+    double f = D > 1 ? double(i) / double(D - 1) : 0.0;
+    return float(-5.0 + 8.0 * std::pow(f, 0.7 + 1.3 * r0));
+  }));
+  b.first = vec("att.spatial_first", init_formula([](int64_t i) {
+    return float(std::log(0.3) + 0.5 * (double((i + 1) % 3) - 1.0));
+  }));
+  b.mu_k = vec("att.spatial_mix_k", init_formula([=](int64_t i) { return float(std::pow(e(i), r1)); }));
+  b.mu_v = vec("att.spatial_mix_v", init_formula([=](int64_t i) { return float(std::pow(e(i), r1) + 0.3 * r0); }));
+  b.mu_r = vec("att.spatial_mix_r", init_formula([=](int64_t i) { return float(std::pow(e(i), 0.5 * r1)); }));
+  b.w_k = mat("att.key.weight", D, D);
+  b.w_v = mat("att.value.weight", D, D);
+  b.w_r = mat("att.receptance.weight", D, D);
+  b.w_o = mat("att.output.weight", D, D);
+  if (config_.key_norm) {
+    b.att_ln_w = vec("att.key_norm.weight", init_constant(1.0f));
+    b.att_ln_b = vec("att.key_norm.bias", init_zeros());
+  }
+  b.cmu_k = vec("ffn.spatial_mix_k", init_formula([=](int64_t i) { return float(std::pow(e(i), r1)); }));
+  b.cmu_r = vec("ffn.spatial_mix_r", init_formula([=](int64_t i) { return float(std::pow(e(i), r1)); }));
+  b.w_1 = mat("ffn.key.weight", K, D);
+  b.w_2 = mat("ffn.value.weight", D, K);
+  b.w_rr = mat("ffn.receptance.weight", D, D);
+  if (config_.key_norm) {
+    b.ffn_ln_w = s.add(bname(l, "ffn.key_norm.weight"), Shape{K}, Precision::Master, init_constant(1.0f));
+    b.ffn_ln_b = s.add(bname(l, "ffn.key_norm.bias"), Shape{K}, Precision::Master, init_zeros());
+  }
+  if (out_block) {
+    // W_skip [D, 2D] acts on concat(h, skip); kept as its two [D, D] halves, initialised with the fans of
+    // the whole matrix (Xavier with fan_in 2D, fan_out D)
+    b.skip_h = s.add(bname(l, "skip_linear.weight_h"), Shape{D, D}, Precision::Compute, init_xavier_uniform(2 * D, D));
+    b.skip_s = s.add(bname(l, "skip_linear.weight_skip"), Shape{D, D}, Precision::Compute, init_xavier_uniform(2 * D, D));
+    b.skip_b = s.add(bname(l, "skip_linear.bias"), Shape{D}, Precision::Master, init_zeros());
+  }
+  blocks_.push_back(b);
+}
+
+DType DrwkvModel::branch_dtype() const { return store_.compute_dtype(); }
+DType DrwkvModel::residual_dtype() const { return store_.compute_dtype() == DType::F64 ? DType::F64 : DType::F32; }
+
+Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, const Variable& skip,
+                           const Tensor& drop_scale) const {
+  using namespace autograd;
+  const BlockParams& b = blocks_[size_t(l)];
+  const DType branch = branch_dtype(), residual = residual_dtype();
+  const int G = config_.grid();
+  Tensor drop1 = drop_scale.defined() ? drop_scale.select(0, 0) : Tensor();
+  Tensor drop2 = drop_scale.defined() ? drop_scale.select(0, 1) : Tensor();
+  Variable h = h_in;
+  if (b.skip_h >= 0) {
+    h = cast(linear2(cast(h, branch), p(b.skip_h), cast(skip, branch), p(b.skip_s)), residual);
+    h = add(h, cast(p(b.skip_b), residual));
+  }
+  if (b.ln0_w >= 0) h = layer_norm(h, p(b.ln0_w), p(b.ln0_b), 1e-5);
+  // spatial mix (MODEL.md §1.8)
+  Variable x1 = layernorm_modulate(h, p(b.ln1_w), p(b.ln1_b), 1e-5, mod, 0, 1, branch);
+  std::vector<Variable> kvr = qshift_mix(x1, {p(b.mu_k), p(b.mu_v), p(b.mu_r)}, G, G);
+  Variable k = linear(kvr[0], p(b.w_k));
+  Variable v = linear(kvr[1], p(b.w_v));
+  Variable r = linear(kvr[2], p(b.w_r));
+  Variable z = bi_wkv(p(b.decay), p(b.first), k, v, config_.bi_wkv);
+  if (b.att_ln_w >= 0) z = layer_norm(z, p(b.att_ln_w), p(b.att_ln_b), 1e-5);
+  Variable att = linear(sigmoid_mul(r, z), p(b.w_o));
+  h = gated_residual(h, att, mod, 2, drop1);
+  // channel mix (MODEL.md §1.9)
+  Variable x2 = layernorm_modulate(h, p(b.ln2_w), p(b.ln2_b), 1e-5, mod, 3, 4, branch);
+  std::vector<Variable> kr = qshift_mix(x2, {p(b.cmu_k), p(b.cmu_r)}, G, G);
+  Variable kk = relu_squared(linear(kr[0], p(b.w_1)));
+  if (b.ffn_ln_w >= 0) kk = layer_norm(kk, p(b.ffn_ln_w), p(b.ffn_ln_b), 1e-5);
+  Variable ffn = sigmoid_mul(linear(kr[1], p(b.w_rr)), linear(kk, p(b.w_2)));
+  return gated_residual(h, ffn, mod, 5, drop2);
+}
+
+Variable DrwkvModel::forward(const DrwkvInputs& in) const {
+  using namespace autograd;
+  const DrwkvConfig& c = config_;
+  const int64_t B = in.x.size(0), D = c.width, nb = c.num_blocks();
+  const Device dev = store_.device();
+  const DType branch = branch_dtype(), residual = residual_dtype();
+  DRWKV_ASSERT(in.x.dim() == 4 && in.x.size(1) == c.in_channels && in.x.size(2) == c.image_size &&
+                   in.x.size(3) == c.image_size,
+               "DRWKV input %s, expected [B, %d, %d, %d]", describe(in.x).c_str(), c.in_channels, c.image_size,
+               c.image_size);
+  DRWKV_ASSERT(int64_t(in.t.size()) == B, "%zu timesteps for a batch of %lld", in.t.size(), (long long)B);
+  // patch embedding + positional embedding (residual precision)
+  Variable x(in.x.to(dev, residual));
+  Variable h = linear(patchify(x, c.patch), cast(p(pe_w_), residual), cast(p(pe_b_), residual));
+  h = add(h, cast(p(pos_), residual));
+  // conditioning c = TimestepEmbed(t) + LabelEmbed(y)   [B, D]
+  Variable temb(Tensor::from_vector(timestep_frequencies(in.t), Shape{B, 256}, dev, residual));
+  Variable cond = linear(silu(linear(temb, cast(p(t_w1_), residual), cast(p(t_b1_), residual))),
+                         cast(p(t_w2_), residual), cast(p(t_b2_), residual));
+  if (c.has_label_table()) {
+    DRWKV_ASSERT(int64_t(in.y.size()) == B, "%zu labels for a batch of %lld", in.y.size(), (long long)B);
+    for (int32_t y : in.y)
+      DRWKV_ASSERT(y >= 0 && y < c.label_rows(), "label %d outside [0, %d)", y, c.label_rows());
+    Tensor ids = Tensor::from_vector(in.y, Shape{B}, dev);
+    cond = add(cond, cast(embedding(p(label_), ids), residual));
+  }
+  Variable sc = silu(cond);
+  // every block's adaLN in one GEMM: [B, nb·6D], then one [B, 6D] piece per block
+  Variable mod_all = add(cast(linear(cast(sc, branch), p(ada_w_)), residual), cast(p(ada_b_), residual));
+  std::vector<Variable> mods = split(mod_all, std::vector<int64_t>(size_t(nb), 6 * D), 1);
+  // stochastic depth: per sample, per block, per branch (two independent draws, as the reference)
+  std::vector<Tensor> drop(static_cast<size_t>(nb));
+  if (c.drop_path > 0 && !in.drop_path_keys.empty()) {
+    DRWKV_ASSERT(int64_t(in.drop_path_keys.size()) == B, "drop-path keys for %zu samples, batch %lld",
+                 in.drop_path_keys.size(), (long long)B);
+    for (int l = 1; l < nb; ++l) {
+      double pl = c.drop_path * double(l) / double(c.depth);
+      std::vector<float> scale(static_cast<size_t>(2 * B));
+      for (int br = 0; br < 2; ++br)
+        for (int64_t i = 0; i < B; ++i) {
+          float u = philox::uniform_at(in.seed, in.drop_path_keys[size_t(i)], 0, uint64_t(2 * l + br));
+          scale[size_t(br * B + i)] = u < 1.0 - pl ? float(1.0 / (1.0 - pl)) : 0.0f;
+        }
+      drop[size_t(l)] = Tensor::from_vector(scale, Shape{2, B}, dev, DType::F32);
+    }
+  }
+  std::vector<Variable> skips;
+  for (int l = 0; l < nb; ++l) {
+    bool in_block = l < c.half_depth(), out_block = l > c.half_depth();
+    Variable skip;
+    if (out_block) {
+      skip = skips.back();
+      skips.pop_back();
+    }
+    Variable mod = contiguous(mods[size_t(l)]);
+    if (checkpoint_) {
+      Tensor ds = drop[size_t(l)];
+      std::vector<Variable> ins = {h, mod};
+      if (out_block) ins.push_back(skip);
+      h = checkpoint([this, l, ds, out_block](const std::vector<Variable>& v) {
+        return block(l, v[0], v[1], out_block ? v[2] : Variable(), ds);
+      }, ins);
+    } else {
+      h = block(l, h, mod, skip, drop[size_t(l)]);
+    }
+    if (in_block) skips.push_back(h);
+  }
+  // output head (MODEL.md §1.11)
+  h = layer_norm(h, p(lnf_w_), p(lnf_b_), 1e-5);
+  Variable fmod = linear(sc, cast(p(final_ada_w_), residual), cast(p(final_ada_b_), residual));
+  return linear_decoder(h, fmod, p(out_w_), p(out_b_), c.patch, c.grid(), c.grid(), c.out_channels(), 1e-6);
+}
+
+}  // namespace drwkv::models

@@ -1,0 +1,91 @@
+// Parameters of a model in flat buffers: f32 master values, f32 gradients and (on the GPU) a bf16
+// compute copy, all with one layout described by a name -> (offset, shape) table. The fused optimizer,
+// EMA, the gradient reducer's buckets, ZeRO sharding and checkpoints work on flat ranges of these.
+//
+// Each parameter is registered with a precision: `Compute` parameters (the matrices of the large
+// GEMMs) are used through their bf16 compute copy on the GPU; `Master` parameters (vectors, small
+// conditioning layers, the decoder) are used through their f32 master value. Either way the leaf
+// Variable's gradient is bound to the parameter's slice of the f32 gradient buffer, so backward
+// accumulates there directly. On the CPU the compute dtype is f32 and both kinds use the master value.
+//
+// Initialisation is deterministic: each parameter draws from the Philox stream keyed by (seed, its
+// name), independent of registration order and device.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/variable.h"
+#include "core/tensor.h"
+
+namespace drwkv::models {
+
+enum class Precision : uint8_t { Compute, Master };
+
+// Fills `n` host floats of a parameter; `key` is the parameter's Philox stream for random inits.
+using Initializer = std::function<void(float* values, int64_t n, uint64_t seed, uint64_t key)>;
+
+struct ParamInfo {
+  std::string name;
+  Shape shape;
+  int64_t offset = 0;  // elements into the flat buffers (aligned to kAlign)
+  int64_t numel = 0;
+  Precision precision = Precision::Master;
+};
+
+class ParameterStore {
+ public:
+  static constexpr int64_t kAlign = 64;  // elements: every parameter starts 256-byte aligned in f32
+
+  // Registers a parameter (before finalize); returns its index.
+  int add(const std::string& name, const Shape& shape, Precision precision, Initializer init);
+
+  // Allocates the flat buffers on `device`, runs the initialisers (on the host) and builds the leaves.
+  // compute_dtype: bf16 for mixed precision on the GPU, f32 otherwise.
+  void finalize(Device device, DType compute_dtype, uint64_t seed);
+  bool finalized() const { return params_.defined(); }
+
+  int size() const { return int(info_.size()); }
+  const ParamInfo& info(int i) const { return info_[size_t(i)]; }
+  const std::vector<ParamInfo>& infos() const { return info_; }
+  int find(const std::string& name) const;  // -1 if absent
+
+  // The leaf used in forward (compute copy or master view, by precision).
+  const autograd::Variable& var(int i) const { return leaves_[size_t(i)]; }
+  Tensor master(int i) const;  // f32 view into the flat parameters
+  Tensor grad(int i) const;    // f32 view into the flat gradients
+
+  Tensor& flat_params() { return params_; }    // f32 [padded total]
+  Tensor& flat_grads() { return grads_; }      // f32 [padded total]
+  Tensor& compute_copy() { return compute_; }  // bf16 [padded total], undefined when compute is f32
+  const Tensor& flat_params() const { return params_; }
+  int64_t padded_numel() const { return padded_; }
+  int64_t parameter_count() const;  // Σ numel (without padding)
+  Device device() const { return device_; }
+  DType compute_dtype() const { return compute_dtype_; }
+
+  void zero_grads() { grads_.zero_(); }
+  // Rewrites the bf16 compute copy from the f32 master values (after loading a checkpoint).
+  void refresh_compute_copy();
+
+ private:
+  std::vector<ParamInfo> info_;
+  std::vector<Initializer> init_;
+  std::vector<autograd::Variable> leaves_;
+  Tensor params_, grads_, compute_;
+  int64_t padded_ = 0;
+  Device device_ = Device::cpu();
+  DType compute_dtype_ = DType::F32;
+};
+
+// ---- initialisers (MODEL.md §1.12) ----------------------------------------------------------------
+Initializer init_zeros();
+Initializer init_constant(float value);
+// U(−s, s), s = sqrt(6 / (fan_in + fan_out)).
+Initializer init_xavier_uniform(int64_t fan_in, int64_t fan_out);
+Initializer init_normal(double std_dev);
+// values[i] = f(i) (per-channel formulas, fixed tables).
+Initializer init_formula(std::function<float(int64_t)> f);
+
+}  // namespace drwkv::models
