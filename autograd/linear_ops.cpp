@@ -220,6 +220,11 @@ std::vector<Variable> inputs_with_bias(std::vector<Variable> v, const Variable& 
 }  // namespace
 
 Variable linear(const Variable& x, const Variable& weight, const Variable& bias) {
+  return linear_recompute(x, weight, nullptr, bias);
+}
+
+Variable linear_recompute(const Variable& x, const Variable& weight, std::function<Tensor()> recompute_x,
+                          const Variable& bias) {
   const Tensor& xv = x.value();
   const Tensor& wv = weight.value();
   check_pair(xv, wv, "linear");
@@ -231,15 +236,18 @@ Variable linear(const Variable& x, const Variable& weight, const Variable& bias)
   gemm(xm, false, wm, true, as_matrix(y), 0.0f, bv);  // y = x Wᵀ (+ b)
   const bool has_bias = bias.defined();
   const DType dt = xv.dtype();
-  // x is needed only for dW, W only for dx
-  if (!weight.requires_grad()) xm = Mat{};
+  // x is needed only for dW (and then kept only without a recompute function), W only for dx
+  if (!weight.requires_grad() || recompute_x) xm = Mat{};
   if (!x.requires_grad()) wm = Mat{};
-  return make_result(y, "linear", inputs_with_bias({x, weight}, bias), [xm, wm, has_bias, dt](BackwardContext& ctx) {
+  if (!weight.requires_grad()) recompute_x = nullptr;
+  return make_result(y, "linear", inputs_with_bias({x, weight}, bias), [xm, wm, has_bias, dt, recompute_x](BackwardContext& ctx) {
     Mat dy = as_matrix(ctx.grad_output());
     if (ctx.needs(0))  // dx = dy W
       grad_product(ctx, 0, dt, false, [&](const Mat& d, float beta) { gemm(dy, false, wm, false, d, beta); });
-    if (ctx.needs(1))  // dW (+)= dyᵀ x
-      grad_product(ctx, 1, dt, false, [&](const Mat& d, float beta) { gemm(dy, true, xm, false, d, beta); });
+    if (ctx.needs(1)) {  // dW (+)= dyᵀ x
+      Mat in = recompute_x ? as_matrix(recompute_x()) : xm;
+      grad_product(ctx, 1, dt, false, [&](const Mat& d, float beta) { gemm(dy, true, in, false, d, beta); });
+    }
     if (has_bias && ctx.needs(2)) bias_grad(ctx, 2, ctx.grad_output());
   });
 }

@@ -10,11 +10,20 @@
 // Operands that are row-strided views (slices, chunks) are used in place; other layouts are copied.
 #pragma once
 
+#include <functional>
+
 #include "autograd/variable.h"
 
 namespace drwkv::autograd {
 
 Variable linear(const Variable& x, const Variable& weight, const Variable& bias = Variable());
+
+// linear() that does not keep x for its backward: the weight gradient calls `recompute_x`, which must
+// return x's value again (from tensors other ops keep anyway: a token-shift mix from its input, an
+// activation from its pre-activation, a gate from its operands). Trades one cheap elementwise pass for
+// not storing x, which is most of a block's activation memory.
+Variable linear_recompute(const Variable& x, const Variable& weight, std::function<Tensor()> recompute_x,
+                          const Variable& bias = Variable());
 
 // y = x W1ᵀ + s W2ᵀ + b: a Linear over the concatenation [x, s] without materialising it (DRWKV's
 // long-skip fusion, MODEL.md §1.10: W = [W1 | W2], W1 and W2 views of one [N, 2K] weight). Two GEMMs

@@ -2,6 +2,8 @@
 #include "models/drwkv.h"
 
 #include <cmath>
+#include <functional>
+#include <memory>
 
 #include "absl/strings/str_format.h"
 #include "autograd/bi_wkv_ops.h"
@@ -17,6 +19,41 @@ using autograd::Variable;
 
 namespace {
 std::string bname(int l, const char* what) { return absl::StrFormat("blocks.%d.%s", l, what); }
+
+// The values of a cheap multi-output op (the token-shift mixes), recomputed once for the several GEMMs
+// whose weight gradients need them, instead of being stored from forward to backward (each consumer's
+// backward takes its output; the cache is dropped when the last one has).
+class SharedRecompute {
+ public:
+  SharedRecompute(std::function<std::vector<Tensor>()> f, int consumers) : f_(std::move(f)), consumers_(consumers) {}
+  Tensor get(int i) {
+    if (cache_.empty()) cache_ = f_();
+    Tensor t = cache_[size_t(i)];
+    if (++taken_ == consumers_) {
+      cache_.clear();
+      taken_ = 0;
+    }
+    return t;
+  }
+
+ private:
+  std::function<std::vector<Tensor>()> f_;
+  int consumers_, taken_ = 0;
+  std::vector<Tensor> cache_;
+};
+
+std::shared_ptr<SharedRecompute> recompute_mixes(const Variable& x, std::vector<Variable> mus, int grid, int consumers) {
+  return std::make_shared<SharedRecompute>(
+      [xv = x.value(), mus, grid] {
+        autograd::NoGradGuard ng;
+        std::vector<Variable> m;
+        for (const Variable& mu : mus) m.push_back(mu.detach());
+        std::vector<Tensor> out;
+        for (const Variable& v : autograd::qshift_mix(Variable(xv), m, grid, grid)) out.push_back(v.value());
+        return out;
+      },
+      consumers);
+}
 
 // MODEL.md §1.12 per-layer ratios; a single-block model uses r0 = 0.
 double ratio0(int l, int depth) { return depth > 1 ? double(l) / double(depth - 1) : 0.0; }
@@ -158,22 +195,42 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
     h = add(h, cast(p(b.skip_b), residual));
   }
   if (b.ln0_w >= 0) h = layer_norm(h, p(b.ln0_w), p(b.ln0_b), 1e-5);
+  // Memory: the GEMM inputs that are cheap functions of tensors kept anyway (token-shift mixes of the
+  // LN output, the squared-ReLU activation of its pre-activation, the σ(r)·z gate of r and z) are
+  // recomputed for the weight gradients instead of being stored (linear_recompute).
   // spatial mix (MODEL.md §1.8)
   Variable x1 = layernorm_modulate(h, p(b.ln1_w), p(b.ln1_b), 1e-5, mod, 0, 1, branch);
-  std::vector<Variable> kvr = qshift_mix(x1, {p(b.mu_k), p(b.mu_v), p(b.mu_r)}, G, G);
-  Variable k = linear(kvr[0], p(b.w_k));
-  Variable v = linear(kvr[1], p(b.w_v));
-  Variable r = linear(kvr[2], p(b.w_r));
+  std::vector<Variable> att_mus = {p(b.mu_k), p(b.mu_v), p(b.mu_r)};
+  std::vector<Variable> kvr = qshift_mix(x1, att_mus, G, G);
+  auto mixes = recompute_mixes(x1, att_mus, G, 3);
+  Variable k = linear_recompute(kvr[0], p(b.w_k), [mixes] { return mixes->get(0); });
+  Variable v = linear_recompute(kvr[1], p(b.w_v), [mixes] { return mixes->get(1); });
+  Variable r = linear_recompute(kvr[2], p(b.w_r), [mixes] { return mixes->get(2); });
   Variable z = bi_wkv(p(b.decay), p(b.first), k, v, config_.bi_wkv);
   if (b.att_ln_w >= 0) z = layer_norm(z, p(b.att_ln_w), p(b.att_ln_b), 1e-5);
-  Variable att = linear(sigmoid_mul(r, z), p(b.w_o));
+  Variable att = linear_recompute(sigmoid_mul(r, z), p(b.w_o), [rv = r.value(), zv = z.value()] {
+    autograd::NoGradGuard ng;
+    return sigmoid_mul(Variable(rv), Variable(zv)).value();
+  });
   h = gated_residual(h, att, mod, 2, drop1);
   // channel mix (MODEL.md §1.9)
   Variable x2 = layernorm_modulate(h, p(b.ln2_w), p(b.ln2_b), 1e-5, mod, 3, 4, branch);
-  std::vector<Variable> kr = qshift_mix(x2, {p(b.cmu_k), p(b.cmu_r)}, G, G);
-  Variable kk = relu_squared(linear(kr[0], p(b.w_1)));
-  if (b.ffn_ln_w >= 0) kk = layer_norm(kk, p(b.ffn_ln_w), p(b.ffn_ln_b), 1e-5);
-  Variable ffn = sigmoid_mul(linear(kr[1], p(b.w_rr)), linear(kk, p(b.w_2)));
+  std::vector<Variable> ffn_mus = {p(b.cmu_k), p(b.cmu_r)};
+  std::vector<Variable> kr = qshift_mix(x2, ffn_mus, G, G);
+  auto fmixes = recompute_mixes(x2, ffn_mus, G, 2);
+  Variable pre = linear_recompute(kr[0], p(b.w_1), [fmixes] { return fmixes->get(0); });
+  Variable kk = relu_squared(pre);
+  Variable kv;
+  if (b.ffn_ln_w >= 0) {
+    kv = linear(layer_norm(kk, p(b.ffn_ln_w), p(b.ffn_ln_b), 1e-5), p(b.w_2));
+  } else {
+    kv = linear_recompute(kk, p(b.w_2), [pv = pre.value()] {
+      autograd::NoGradGuard ng;
+      return relu_squared(Variable(pv)).value();
+    });
+  }
+  Variable rr = linear_recompute(kr[1], p(b.w_rr), [fmixes] { return fmixes->get(1); });
+  Variable ffn = sigmoid_mul(rr, kv);
   return gated_residual(h, ffn, mod, 5, drop2);
 }
 
