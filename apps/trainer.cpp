@@ -20,6 +20,7 @@
 #include "core/stream.h"
 #include "data/dataset.h"
 #include "data/json.h"
+#include "data/xxhash64.h"
 #include "data/loader.h"
 #include "dist/agree.h"
 #include "dist/grad_reducer.h"
@@ -390,11 +391,27 @@ absl::Status write_checkpoint(Run& r) {
     c.groups["optimizer/m"] = group_from_flat(s, r.adam_m);
     c.groups["optimizer/v"] = group_from_flat(s, r.adam_v);
     absl::Status st = save_checkpoint(r.ckpt_dir, c, r.recipe.checkpoint.keep_last);
-    if (!st.ok()) return st;
-    r.last_checkpoint = checkpoint_path(r.ckpt_dir, r.step);
-    log_info0("checkpoint %s", r.last_checkpoint.c_str());
+    if (!st.ok()) return st;  // the others stop at the watchdog's deadline with this rank named
+    log_info0("checkpoint %s", checkpoint_path(r.ckpt_dir, r.step).c_str());
   }
+  // every rank records it: the decisions that follow (a final checkpoint or not) must be the same
+  r.last_checkpoint = checkpoint_path(r.ckpt_dir, r.step);
   if (r.world_size > 1) r.world->comm().barrier();  // nobody runs ahead of a checkpoint being written
+  return absl::OkStatus();
+}
+
+// Data parallelism keeps one replica per rank: after the run every rank must hold the same bits.
+absl::Status verify_replicas(Run& r) {
+  if (r.world_size <= 1) return absl::OkStatus();
+  Tensor host = r.model.store->flat_params().to(Device::cpu());
+  uint64_t h = data::xxh64(host.data(), host.nbytes());
+  double mine[2] = {double(h >> 32), double(h & 0xffffffffu)};  // exact in doubles
+  std::vector<double> all(size_t(2 * r.world_size));
+  r.world->comm().all_gather_host(mine, all);
+  for (int k = 1; k < r.world_size; ++k)
+    if (all[size_t(2 * k)] != all[0] || all[size_t(2 * k + 1)] != all[1])
+      return absl::InternalError(absl::StrFormat("weights differ between rank 0 and rank %d after step %d", k, r.step));
+  log_info0("weights are bit-identical on all %d ranks (xxh64 %016llx)", r.world_size, (unsigned long long)h);
   return absl::OkStatus();
 }
 
@@ -474,6 +491,8 @@ absl::StatusOr<TrainSummary> train(const Recipe& recipe) {
     if (!st.ok()) return st;
   }
   if (recipe.sample.every_steps > 0 && r.step % recipe.sample.every_steps != 0) write_samples(r);
+  st = verify_replicas(r);
+  if (!st.ok()) return st;
   double secs = std::chrono::duration<double>(Clock::now() - measured_from).count();
   summary.steps = r.step;
   summary.skipped = r.skipped;

@@ -154,8 +154,51 @@ run_job() {
     "per-rank logs, checksum $sums" >&2
 }
 
+# drwkv_train itself: 2 CPU ranks (MPI backend) train a tiny model on packed Fashion-MNIST
+run_train_job() {
+  local launcher=${1:-}
+  local logs=$work/logs/train${launcher:+-$launcher} t0=$SECONDS
+  mkdir -p "$logs"
+  local data=$work/fmnist
+  [[ -f $data/index.json ]] || "$build/apps/drwkv_data" pack fmnist --split test --out "$data" >"$logs/pack.log" 2>&1 ||
+    { echo "slurm_test: packing Fashion-MNIST failed:" >&2; cat "$logs/pack.log" >&2; exit 1; }
+  cat >"$work/train.yaml" <<YAML
+run: {out_dir: $work/run${launcher:+-$launcher}, max_steps: 4, device: cpu}
+model: {depth: 3, width: 32, patch: 4, in_channels: 1, image_size: 32, num_classes: 10}
+data: {path: $data, threads: 1}
+train: {global_batch: 8, micro_batch: 4}
+checkpoint: {every_steps: 2}
+log: {every_steps: 1}
+sample: {every_steps: 0}
+dist: {backend: mpi}
+YAML
+  local job
+  job=$(cd "$work" && DRWKV_ROOT=$root DRWKV_RDZV=mpi DRWKV_BACKEND=mpi DRWKV_LOG_DIR=$logs DRWKV_LAUNCHER=$launcher \
+    sbatch --parsable --job-name=drwkv-train-test --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 \
+    --gpus-per-node=0 --time=5 --output="$logs/batch.out" "$root/launch/slurm_one_node.sbatch" \
+    "$build/apps/drwkv_train" "$work/train.yaml")
+  local state=""
+  for _ in $(seq 1 600); do
+    state=$(scontrol show job "$job" -o 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+    case "$state" in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) break ;; esac
+    sleep 0.5
+  done
+  if [[ "$state" != COMPLETED ]] || ! grep -q "weights are bit-identical on all 2 ranks" "$logs"/*.log ||
+     [[ ! -f $work/run${launcher:+-$launcher}/checkpoints/ckpt-00000004.h5 ]]; then
+    echo "slurm_test: training job (Slurm job $job) ended in state '$state'; its logs:" >&2
+    for f in "$logs"/*; do echo "== $f" >&2; cat "$f" >&2; done
+    exit 1
+  fi
+  echo "slurm_test: drwkv_train job${launcher:+ via $launcher} OK in $((SECONDS - t0)) s: 2 ranks, identical weights, checkpoint at step 4" >&2
+}
+
 run_job mpi mpi          # srun --mpi=pmix where Slurm has PMIx, as here
 run_job mpi mpi mpirun   # mpirun inside the allocation: the fallback without PMIx
 run_job file none
 run_job tcp none
+if [[ -x $build/apps/drwkv_train && -d /usr/share/datasets/fashion-mnist ]]; then
+  run_train_job
+else
+  echo "slurm_test: drwkv_train or dataset-fashion-mnist missing: training job not run" >&2
+fi
 echo "slurm_test: PASSED in $((SECONDS - start_time)) s (install $install_s s, daemons $daemons_s s)" >&2
