@@ -318,6 +318,7 @@ void log_progress(Run& r, Interval& iv, double lr) {
   double run_secs = std::chrono::duration<double>(Clock::now() - r.started).count();
   double eta = iv.steps > 0 ? double(r.recipe.run.max_steps - r.step) * secs / iv.steps : 0;
   if (r.recipe.run.max_minutes > 0) eta = std::min(eta, r.recipe.run.max_minutes * 60 - run_secs);
+  eta = std::max(eta, 0.0);
   double mfu = r.gemm_tflops > 0 ? ips * r.flops_per_image / (r.gemm_tflops * 1e12) : 0;
   double n = std::max(iv.samples, 1.0);
   std::string mfu_s = r.gemm_tflops > 0 ? absl::StrFormat(" | MFU %.1f%%", 100 * mfu) : "";
