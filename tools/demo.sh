@@ -10,8 +10,8 @@ build=${DRWKV_BUILD_DIR:-build}
 minutes=${DRWKV_DEMO_MINUTES:-10}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release ${DRWKV_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" --target drwkv_train drwkv_data_main drwkv_sample drwkv_ckpt
-if [[ ! -f data/fmnist/index.json ]]; then
-  "$build/apps/drwkv_data" pack fmnist --split train --out data/fmnist
+if [[ ! -f datasets/fmnist/index.json ]]; then
+  "$build/apps/drwkv_data" pack fmnist --split train --out datasets/fmnist
 fi
 args=(--set "run.max_minutes=$minutes")
 if ! nvidia-smi -L >/dev/null 2>&1; then

@@ -7,7 +7,7 @@ out=${OUT:-/tmp}
 tools/device/build.sh 2>&1 | grep -E "warning|error|FAILED" | head -20
 export LD_LIBRARY_PATH=$PWD/.deps/absl/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 b=build-device/apps
-$b/drwkv_data pack fmnist --input .deps/fmnist --split train --out data/fmnist 2>&1 | tail -2
+$b/drwkv_data pack fmnist --input .deps/fmnist --split train --out datasets/fmnist 2>&1 | tail -2
 $b/drwkv_train recipes/fmnist_tiny.yaml --set run.max_minutes=${MINUTES:-8} --set run.out_dir=runs/fmnist "$@" 2>&1 |
   grep -v "^  " | tee $out/train.log | grep -E "step [0-9]*000 |wrote|checkpoint|done|model|data|ERROR|FATAL" | tail -40
 cp runs/fmnist/metrics.jsonl $out/ 2>/dev/null
