@@ -98,6 +98,7 @@ struct DistSection {
   std::string rendezvous_path;       // file route: shared directory
   std::string rendezvous_address;    // tcp route: host:port of rank 0
   double bucket_mb = 25;
+  std::string reduce_dtype = "f32";  // gradient all-reduce on the wire: f32 | bf16 (half the bytes)
   double timeout_s = 600;
   bool zero1 = false;
 };

@@ -199,14 +199,16 @@ void attach_reducer(Run& r) {
   for (const models::ParamInfo& p : s.infos()) slots.push_back({p.offset, p.numel});
   dist::GradReducerOptions opt;
   opt.bucket_bytes = int64_t(r.recipe.dist.bucket_mb * 1024 * 1024);
+  opt.wire_dtype = r.recipe.dist.reduce_dtype == "bf16" ? DType::BF16 : DType::F32;
   r.reducer = std::make_unique<dist::GradReducer>(r.world->comm(), s.flat_grads(), slots, opt);
   for (int i = 0; i < s.size(); ++i) {
     autograd::Variable v = s.var(i);
     dist::GradReducer* red = r.reducer.get();
     v.set_grad_ready_hook([red, i] { red->mark_ready(i); });
   }
-  log_info0("data parallel over %d ranks (%s), %zu gradient buckets of <= %.0f MB", r.world_size,
-            r.world->comm().backend_name(), r.reducer->buckets().size(), r.recipe.dist.bucket_mb);
+  log_info0("data parallel over %d ranks (%s), %zu gradient buckets of <= %.0f MB, reduced in %s", r.world_size,
+            r.world->comm().backend_name(), r.reducer->buckets().size(), r.recipe.dist.bucket_mb,
+            r.recipe.dist.reduce_dtype.c_str());
 }
 
 // ---- one optimizer step -----------------------------------------------------------------------------
@@ -319,7 +321,8 @@ void log_progress(Run& r, Interval& iv, double lr) {
   double eta = iv.steps > 0 ? double(r.recipe.run.max_steps - r.step) * secs / iv.steps : 0;
   if (r.recipe.run.max_minutes > 0) eta = std::min(eta, r.recipe.run.max_minutes * 60 - run_secs);
   eta = std::max(eta, 0.0);
-  double mfu = r.gemm_tflops > 0 ? ips * r.flops_per_image / (r.gemm_tflops * 1e12) : 0;
+  // per GPU: images/s is the global rate, the ceiling one GPU's
+  double mfu = r.gemm_tflops > 0 ? ips * r.flops_per_image / (r.gemm_tflops * 1e12 * r.world_size) : 0;
   double n = std::max(iv.samples, 1.0);
   std::string mfu_s = r.gemm_tflops > 0 ? absl::StrFormat(" | MFU %.1f%%", 100 * mfu) : "";
   log_info0("step %lld | loss %.4f (mse %.4f, vb %.4f) | grad norm %.3f | lr %.2e | %.1f img/s%s | ETA %s%s",
