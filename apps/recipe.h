@@ -100,7 +100,6 @@ struct DistSection {
   double bucket_mb = 25;
   std::string reduce_dtype = "f32";  // gradient all-reduce on the wire: f32 | bf16 (half the bytes)
   double timeout_s = 600;
-  bool zero1 = false;
 };
 
 struct Recipe {

@@ -60,7 +60,7 @@ Outcome run_job(const std::string& scenario, int np, int victim, const std::stri
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     std::string out = dir + "/mpirun.log";
-    freopen(out.c_str(), "w", stdout);
+    if (freopen(out.c_str(), "w", stdout) == nullptr) _exit(126);
     dup2(fileno(stdout), 2);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
