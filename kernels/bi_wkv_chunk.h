@@ -141,15 +141,16 @@ DRWKV_BIWKV_UNROLL
   A La = cL * left.a, Lb = cL * left.b, dLa = cL * left.da, dLb = cL * left.db;
 DRWKV_BIWKV_UNROLL
   for (int t = 0; t < kChunk; ++t) {
-    const bool in = t < d.valid;
+    // absent tokens (beyond T) have x = 0 and dy = 0; their den > 0 still (the chunk's present tokens
+    // are before them), so their y is finite and their ẑ = 0
     const A xb = fB * o.x[t];
     const A num = aL * La + (xb * d.v[t] + o.y[t]);
     const A den = aL * Lb + (xb + o.z[t]);  // ≥ 2^{−kFastRange} for a present token
     const A rinv = rcp_(den);
-    const A yt = in ? num * rinv : A(0);
+    const A yt = num * rinv;
     o.y[t] = yt;
     if (kZ) {
-      const A zt = in ? d.g[t] * rinv : A(0);
+      const A zt = d.g[t] * rinv;
       o.z[t] = zt;
       if (kGrads) {
         gu += zt * xb * (d.v[t] - yt);

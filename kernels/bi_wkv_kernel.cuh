@@ -59,7 +59,7 @@ template <typename E> struct KernelArgs {
   float* xchg;   // [seqs][2][cluster][8][32] block totals (workspace)
   float* part;   // [B·cluster][2][C] per-block ∂L/∂w, ∂L/∂u (backward)
   float* rc;     // [seqs][cluster][warps][seg_chunks][2][3][32] chunk carries (kGlobalCarries), else unused
-  int64_t T, C, chunks;
+  int64_t T, C, TC, chunks;  // TC = T·C < 2^31 − 8·C (the launcher checks)
   int groups;
   int cluster, warps, seg_chunks;
   SmemLayout smem;
@@ -170,7 +170,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32) bi_wkv_kernel(const KernelArgs
   const int rank = int(blockIdx.x % unsigned(N));
   const int b = int(q / unsigned(a.groups)), c = int(q % unsigned(a.groups)) * 32 + lane;
   const bool channel = c < a.C;
-  const int64_t T = a.T, C = a.C, col = int64_t(b) * T * C + c;  // element (b, 0, c)
+  // element (b, t, c) is at base + t·C + c; the in-sequence index t·C + c fits 32 bits (the launcher checks)
+  const int64_t T = a.T, base = int64_t(b) * a.TC + c;
+  const int C = int(a.C);
+  auto at_chunk = [&](int j) { return base + j * kChunk * C; };  // element (b, 8j, c)
   // masked lanes (c ≥ C) run on zeros with w = u = 0 and store nothing
   const Channel<float> ch = make_channel<float>(channel ? a.decay[c] : 0.f, channel ? a.first[c] : 0.f, T);
   const SegmentRange sg = segment_range(rank * W + warp, S, a.chunks);
@@ -191,36 +194,56 @@ __global__ void __launch_bounds__(kMaxWarps * 32) bi_wkv_kernel(const KernelArgs
   // chunk j from global memory (pass 1 stages it) or from shared memory
   auto fetch = [&](int j, bool pass1) {
     Chunk<float> d;
-    const int64_t t0 = int64_t(j) * kChunk;
-    d.valid = int(T - t0 < kChunk ? T - t0 : kChunk);
-    const int s = j - sg.j0;
-    const bool in_smem = s < staged;
+    d.valid = int(T - int64_t(j) * kChunk < kChunk ? T - int64_t(j) * kChunk : kChunk);
+    const int s = j - sg.j0, at = s * kChunk * 32;
     const E zero = store_as<E>(0.f);
-    const int64_t e0 = col + t0 * C;
+    E ke[kChunk], ve[kChunk], ge[kChunk];
+    if (!pass1 && s < staged) {
+DRWKV_BIWKV_UNROLL
+      for (int i = 0; i < kChunk; ++i) {
+        ke[i] = sk[at + i * 32];
+        ve[i] = sv[at + i * 32];
+        ge[i] = kBackward ? sgr[at + i * 32] : zero;
+      }
+    } else {
+      const int64_t e0 = at_chunk(j);
+      const E* kc = a.k + e0;
+      const E* vc = a.v + e0;
+      const E* gc = kBackward ? a.dy + e0 : nullptr;
+      if (channel && d.valid == kChunk) {
+DRWKV_BIWKV_UNROLL
+        for (int i = 0; i < kChunk; ++i) {
+          ke[i] = kc[i * C];
+          ve[i] = vc[i * C];
+          ge[i] = kBackward ? gc[i * C] : zero;
+        }
+      } else {
+DRWKV_BIWKV_UNROLL
+        for (int i = 0; i < kChunk; ++i) {
+          const bool in = channel && i < d.valid;
+          ke[i] = in ? kc[i * C] : zero;
+          ve[i] = in ? vc[i * C] : zero;
+          ge[i] = kBackward && in ? gc[i * C] : zero;
+        }
+      }
+      if (pass1 && s < staged)
+DRWKV_BIWKV_UNROLL
+        for (int i = 0; i < kChunk; ++i) {
+          sk[at + i * 32] = ke[i];
+          sv[at + i * 32] = ve[i];
+          if (kBackward) sgr[at + i * 32] = ge[i];
+        }
+    }
 DRWKV_BIWKV_UNROLL
     for (int i = 0; i < kChunk; ++i) {
-      const bool in = i < d.valid;
-      const int at = (s * kChunk + i) * 32;
-      E ke = zero, ve = zero, ge = zero;
-      if (in_smem && !pass1) {
-        ke = sk[at];
-        ve = sv[at];
-        if (kBackward) ge = sgr[at];
-      } else if (in && channel) {
-        const int64_t e = e0 + i * C;
-        ke = a.k[e];
-        ve = a.v[e];
-        if (kBackward) ge = a.dy[e];
-      }
-      if (pass1 && in_smem) {
-        sk[at] = ke;
-        sv[at] = ve;
-        if (kBackward) sgr[at] = ge;
-      }
-      d.k2[i] = in ? load_as<float>(ke) * float(kLog2e) : kEmpty;
-      d.v[i] = load_as<float>(ve);
-      d.g[i] = load_as<float>(ge);
+      d.k2[i] = load_as<float>(ke[i]) * float(kLog2e);
+      d.v[i] = load_as<float>(ve[i]);
+      d.g[i] = load_as<float>(ge[i]);
     }
+    if (d.valid < kChunk)  // the sequence's last chunk
+DRWKV_BIWKV_UNROLL
+      for (int i = 0; i < kChunk; ++i)
+        if (i >= d.valid) d.k2[i] = kEmpty;
     return d;
   };
   auto get_rc = [&](int stage) {
@@ -248,17 +271,21 @@ DRWKV_BIWKV_UNROLL
 
   if constexpr (!kBackward) {
     forward_segment<float>(ch, sg, left, load, get_rc(0), [&](int j, int valid, const float (&y)[kChunk]) {
-      if (!channel) return;
-      const int64_t e0 = col + int64_t(j) * kChunk * C;
+      E* yc = a.y + at_chunk(j);
+      if (channel && valid == kChunk) {
 DRWKV_BIWKV_UNROLL
-      for (int i = 0; i < kChunk; ++i)
-        if (i < valid) a.y[e0 + i * C] = store_as<E>(y[i]);
+        for (int i = 0; i < kChunk; ++i) yc[i * C] = store_as<E>(y[i]);
+      } else {
+DRWKV_BIWKV_UNROLL
+        for (int i = 0; i < kChunk; ++i)
+          if (channel && i < valid) yc[i * C] = store_as<E>(y[i]);
+      }
     });
   } else {
     // pass 2 and the backward carries; the forward left carry (and ∂L/∂u) wait in shared memory for pass 3
     float* lcar = reinterpret_cast<float*>(sm + a.smem.lcar) + warp * kLcarFloats + lane;
     int64_t* part_at = reinterpret_cast<int64_t*>(sm + a.smem.part) + lane;  // where warp 0 writes the partials
-    if (warp == 0) *part_at = channel ? (int64_t(b) * N + rank) * 2 * C + c : -1;
+    if (warp == 0) *part_at = channel ? (int64_t(b) * N + rank) * 2 * a.C + c : -1;
     lcar[0] = left.p;
     lcar[32] = left.a;
     lcar[64] = left.b;
@@ -274,9 +301,9 @@ DRWKV_BIWKV_UNROLL
         ch, sg, left3, bleft, load, get_rc(0), get_rc(1),
         [&](int j, int i, float dk, float dv) {
           if (!channel) return;
-          const int64_t e = col + (int64_t(j) * kChunk + i) * C;
-          if (a.dk) a.dk[e] = store_as<E>(dk);
-          if (a.dv) a.dv[e] = store_as<E>(dv);
+          const int64_t e = at_chunk(j);
+          if (a.dk) (a.dk + e)[i * C] = store_as<E>(dk);
+          if (a.dv) (a.dv + e)[i * C] = store_as<E>(dv);
         },
         gw);
     // the block's share of the parameter gradients, over its warps in order
@@ -292,7 +319,7 @@ DRWKV_BIWKV_UNROLL
         su += part[(w * 2 + 1) * 32 + lane];
       }
       a.part[*part_at] = sw;      // [b·cluster + rank][0][c]
-      a.part[*part_at + C] = su;  // [b·cluster + rank][1][c]
+      a.part[*part_at + a.C] = su;  // [b·cluster + rank][1][c]
     }
   }
 }

@@ -41,6 +41,9 @@ inline Plan plan_of(const BiWkvPlan& o, int64_t T) {
 }
 
 inline Resolved resolve(const BiWkvPlan& o, int64_t B, int64_t T, int64_t C, size_t elem_bytes, bool backward) {
+  // the kernel indexes within one batch element with 32 bits (up to the next chunk boundary)
+  DRWKV_ASSERT((T + kChunk) * C < (int64_t(1) << 31), "bi_wkv: T·C = %lld exceeds the 32-bit indexing of the kernel",
+               (long long)(T * C));
   Resolved r;
   r.plan = plan_of(o, T);
   const DeviceLimits lim = device_limits();
@@ -76,6 +79,7 @@ KernelArgs<E> kernel_args(const Resolved& r, void* workspace, const E* k, const 
   a.rc = r.ws.rc_global ? reinterpret_cast<float*>(w + r.ws.rc) : nullptr;
   a.T = T;
   a.C = C;
+  a.TC = T * C;
   a.groups = int((C + 31) / 32);
   a.chunks = r.plan.chunks;
   a.cluster = r.plan.cluster;
@@ -89,8 +93,7 @@ KernelArgs<E> kernel_args(const Resolved& r, void* workspace, const E* k, const 
 inline cudaLaunchConfig_t launch_config(const Resolved& r, int64_t B, int64_t C, cudaStream_t s,
                                         cudaLaunchAttribute* attr) {
   const int64_t blocks = B * ((C + 31) / 32) * r.plan.cluster;
-  DRWKV_ASSERT(blocks < (int64_t(1) << 31) && C < (int64_t(1) << 31), "bi_wkv: %lld blocks exceed the grid limit",
-               (long long)blocks);
+  DRWKV_ASSERT(blocks < (int64_t(1) << 31), "bi_wkv: %lld blocks exceed the grid limit", (long long)blocks);
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(unsigned(blocks));
   cfg.blockDim = dim3(unsigned(r.plan.warps * 32));

@@ -58,7 +58,13 @@ template <typename A> DRWKV_HD A rcp_(A x) {
 #endif
 }
 template <typename A> DRWKV_HD A abs_(A x) { return x < A(0) ? -x : x; }
-template <typename A> DRWKV_HD A max_(A x, A y) { return x > y ? x : y; }
+template <typename A> DRWKV_HD A max_(A x, A y) {
+#if defined(__CUDA_ARCH__)
+  return fmaxf(x, y);  // one instruction (the operands are never NaN)
+#else
+  return x > y ? x : y;
+#endif
+}
 
 template <typename A> struct Sum {
   A p, a, b;    // value 2^p·(a, b)
@@ -96,15 +102,17 @@ template <typename A, bool kDeriv> DRWKV_HD Sum<A> plus(const Sum<A>& x, const S
 // of log2 of the positive component, so the sum's p is a tight bound of its terms. Zero b: empty.
 template <typename A> DRWKV_HD Sum<A> normalized(Sum<A> s) {
   if (!(s.b > A(0))) return empty_sum<A>();
-  int e = 0;
-#if defined(__CUDA_ARCH__)
-  frexpf(float(s.b), &e);
-  const A f = A(ldexpf(1.f, 1 - e));
-#else
-  std::frexp(s.b, &e);
-  const A f = std::ldexp(A(1), 1 - e);
-#endif
-  s.p += A(e - 1);
+  int e = 0;  // b·2^{−e} ∈ [1, 2)
+  A f;
+  if constexpr (sizeof(A) == sizeof(float)) {  // the exponent field (b ≤ 16 here; subnormal b: e = −127)
+    e = int((float_bits(float(s.b)) >> 23) & 0xffu) - 127;
+    f = A(bits_float(uint32_t(127 - e) << 23));
+  } else {
+    std::frexp(s.b, &e);
+    e -= 1;
+    f = std::ldexp(A(1), -e);
+  }
+  s.p += A(e);
   s.a *= f;
   s.b *= f;
   s.da *= f;

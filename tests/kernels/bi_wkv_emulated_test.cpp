@@ -86,6 +86,7 @@ Outputs run(const Problem& p, const Launch& l, unsigned resident, uint64_t seed,
   a.rc = global ? rc.data() : nullptr;
   a.T = p.T;
   a.C = p.C;
+  a.TC = p.T * p.C;
   a.chunks = plan.chunks;
   a.groups = int(groups);
   a.cluster = plan.cluster;
