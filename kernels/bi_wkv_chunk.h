@@ -139,6 +139,7 @@ DRWKV_BIWKV_UNROLL
   }
   // left sums (over i < t) in the scale ML, and the outputs
   A La = cL * left.a, Lb = cL * left.b, dLa = cL * left.da, dLb = cL * left.db;
+  A gwA = 0;  // Σ_t ẑ_t·(dLa − y_t·dLb), times aL at the end
 DRWKV_BIWKV_UNROLL
   for (int t = 0; t < kChunk; ++t) {
     // absent tokens (beyond T) have x = 0 and dy = 0; their den > 0 still (the chunk's present tokens
@@ -154,7 +155,7 @@ DRWKV_BIWKV_UNROLL
       o.z[t] = zt;
       if (kGrads) {
         gu += zt * xb * (d.v[t] - yt);
-        gw += zt * aL * (dLa - yt * dLb);
+        gwA += zt * (dLa - yt * dLb);
         dLa = r * (dLa - La);
         dLb = r * (dLb - Lb);
       }
@@ -163,6 +164,7 @@ DRWKV_BIWKV_UNROLL
     La = r * La + xl * d.v[t];
     Lb = r * Lb + xl;
   }
+  if (kGrads) gw += aL * gwA;
   left = normalized<A>({ML, La, Lb, dLa, dLb});
   o.M = M;
   o.mk = mk;
@@ -170,66 +172,73 @@ DRWKV_BIWKV_UNROLL
 }
 
 // Backward summaries of a chunk: keys −M, values (ẑ, ẑ·y); exponent −M + 7·pw is the exact largest
-// decayed key (left measured at the last position with derivatives, right at the first).
+// decayed key (left measured at the last position with derivatives, right at the first). The sweeps run
+// on the raw values; the scale 2^{−7·pw} (≥ 2^{−kFastRange}) is applied once.
 template <typename A>
 DRWKV_HD void fast_bwd_summaries(const Rows<A>& o, const Channel<A>& ch, Sum<A>& left, Sum<A>& right) {
   const A r = ch.r, P = -o.M + A(kChunk - 1) * ch.pw(), beta = exp2_(-A(kChunk - 1) * ch.pw());
+  A zy[kChunk];
   A l1 = 0, l2 = 0, d1 = 0, d2 = 0;
 DRWKV_BIWKV_UNROLL
   for (int t = 0; t < kChunk; ++t) {
-    const A zb = beta * o.z[t];
+    zy[t] = o.z[t] * o.y[t];
     d1 = r * (d1 - l1);
     d2 = r * (d2 - l2);
-    l1 = r * l1 + zb;
-    l2 = r * l2 + zb * o.y[t];
+    l1 = r * l1 + o.z[t];
+    l2 = r * l2 + zy[t];
   }
   A r1 = 0, r2 = 0;
 DRWKV_BIWKV_UNROLL
   for (int t = kChunk - 1; t >= 0; --t) {
-    const A zb = beta * o.z[t];
-    r1 = r * r1 + zb;
-    r2 = r * r2 + zb * o.y[t];
+    r1 = r * r1 + o.z[t];
+    r2 = r * r2 + zy[t];
   }
-  left = {P, l1, l2, d1, d2};
-  right = {P, r1, r2, A(0), A(0)};
+  left = {P, beta * l1, beta * l2, beta * d1, beta * d2};
+  right = {P, beta * r1, beta * r2, A(0), A(0)};
 }
 
 // dk, dv of a chunk and term B of ∂L/∂w from the backward carries (`left` measured at the chunk's first
 // position − 1 with derivatives, advanced to its last position with the exact largest key; `right`
 // measured at its last position + 1). Columns: e^{k_i}·P_i = x_i·2^{mk + Q}·(sum in the scale 2^Q),
-// where mk + Q ≤ 2·kFastRange because every row scale bounds every source's term.
-template <typename A, typename Emit>
+// where mk + Q ≤ 2·kFastRange because every row scale bounds every source's term. The right sums are
+// kept already multiplied by 2^{mk + QR} (they are not passed on, so their underflow would only drop
+// negligible terms); the left ones are passed on and stay in their own scale.
+template <typename A>
 DRWKV_HD void fast_backward(const Chunk<A>& d, const Rows<A>& o, const Channel<A>& ch, Sum<A>& left,
-                            const Sum<A>& right, Emit emit, A& gw) {
+                            const Sum<A>& right, A (&dk)[kChunk], A (&dv)[kChunk], A& gw) {
   const A r = ch.r, pw = ch.pw(), M = o.M;
   const A QL = max_(left.p + A(kChunk) * pw, -M + A(kChunk - 1) * pw);
   const A QR = max_(right.p + A(kChunk - 1) * pw, -M + A(kChunk - 2) * pw);
   const A cL = exp2_(left.p - QL), bL = exp2_(-M - QL), gL = exp2_(o.mk + QL);
-  const A cR = exp2_(right.p - QR), bR = exp2_(-M - QR), gR = exp2_(o.mk + QR);
-  // right sums of every column (over t > i)
-  A pr[kChunk], qr[kChunk];
+  const A gR = exp2_(o.mk + QR), cR = gR * exp2_(right.p - QR), bR = gR * exp2_(-M - QR);
+  A zy[kChunk];
+DRWKV_BIWKV_UNROLL
+  for (int i = 0; i < kChunk; ++i) zy[i] = o.z[i] * o.y[i];
+  // right sums of every column (over t > i), times 2^{mk + QR}, held in dv / dk until the outputs
+  // replace them
   A R1 = cR * right.a, R2 = cR * right.b;
 DRWKV_BIWKV_UNROLL
   for (int i = kChunk - 1; i >= 0; --i) {
-    pr[i] = gR * R1;
-    qr[i] = gR * R2;
-    const A zb = bR * o.z[i];
-    R1 = r * R1 + zb;
-    R2 = r * R2 + zb * o.y[i];
+    dv[i] = R1;
+    dk[i] = R2;
+    R1 = r * R1 + bR * o.z[i];
+    R2 = r * R2 + bR * zy[i];
   }
   A L1 = cL * left.a, L2 = cL * left.b, D1 = cL * left.da, D2 = cL * left.db;
+  A gwB = 0;  // Σ_i x_i·(v_i·D1 − D2), times 2^{mk + QL} at the end
 DRWKV_BIWKV_UNROLL
   for (int i = 0; i < kChunk; ++i) {
-    const A P = gL * L1 + pr[i], Q = gL * L2 + qr[i];
     const A bz = o.fB * o.z[i];  // bonus: z_i·e^{u + k_i} = x_i·fB·ẑ_i
-    emit(i, o.x[i] * (d.v[i] * P - Q + bz * (d.v[i] - o.y[i])), o.x[i] * (P + bz));
-    gw += o.x[i] * gL * (d.v[i] * D1 - D2);
+    const A Pb = gL * L1 + dv[i] + bz, Qb = gL * L2 + dk[i] + bz * o.y[i];
+    dv[i] = o.x[i] * Pb;
+    dk[i] = o.x[i] * (d.v[i] * Pb - Qb);
+    gwB += o.x[i] * (d.v[i] * D1 - D2);
     D1 = r * (D1 - L1);
     D2 = r * (D2 - L2);
-    const A zb = bL * o.z[i];
-    L1 = r * L1 + zb;
-    L2 = r * L2 + zb * o.y[i];
+    L1 = r * L1 + bL * o.z[i];
+    L2 = r * L2 + bL * zy[i];
   }
+  gw += gL * gwB;
   const A q = max_(left.p - A(kChunk) * ch.w2, -M + A(kChunk - 1) * pw), f = exp2_(QL - q);
   left = {q, L1 * f, L2 * f, D1 * f, D2 * f};
 }
@@ -261,14 +270,13 @@ DRWKV_HD void chunk_bwd_summaries(const Rows<A>& o, const Channel<A>& ch, Sum<A>
     safe_summaries<A, kChunk, true, true>(o.x, o.z, o.y, ch.w2, left, right);
 }
 
-// emit(i, dk_i, dv_i) for the chunk's tokens in order.
-template <typename A, typename Emit>
+template <typename A>
 DRWKV_HD void chunk_backward(const Chunk<A>& d, const Rows<A>& o, const Channel<A>& ch, Sum<A>& left,
-                             const Sum<A>& right, Emit emit, A& gw) {
+                             const Sum<A>& right, A (&dk)[kChunk], A (&dv)[kChunk], A& gw) {
   if (ch.fast)
-    fast_backward<A>(d, o, ch, left, right, emit, gw);
+    fast_backward<A>(d, o, ch, left, right, dk, dv, gw);
   else
-    safe_backward<A, kChunk>(d.k2, d.v, o.y, o.z, o.x, ch.w2, ch.u2, left, right, emit, gw);
+    safe_backward<A, kChunk>(d.k2, d.v, o.y, o.z, o.x, ch.w2, ch.u2, left, right, dk, dv, gw);
 }
 
 // ---- per-segment passes ------------------------------------------------------------------------------------
@@ -366,7 +374,7 @@ DRWKV_HD void backward_segment_rows(const Channel<A>& ch, const SegmentRange& sg
   bright = fold_right<A>(ch, sg, get);
 }
 
-// Backward pass 3: dk, dv (store(j, i, dk_i, dv_i) for every token i < valid of chunk j) and term B of ∂L/∂w, from the forward and backward
+// Backward pass 3: dk, dv (store(j, valid, dk, dv)) and term B of ∂L/∂w, from the forward and backward
 // left carries of the segment and the chunks' forward (right(s)) and backward (bright(s)) right carries.
 template <typename A, typename Load, typename Get, typename GetB, typename Store>
 DRWKV_HD void backward_segment_outputs(const Channel<A>& ch, const SegmentRange& sg, Sum<A> left, Sum<A> bleft,
@@ -377,12 +385,9 @@ DRWKV_HD void backward_segment_outputs(const Channel<A>& ch, const SegmentRange&
     Rows<A> o;
     A unused_w = 0, unused_u = 0;
     chunk_rows<A, true, false>(d, ch, left, right(s), o, unused_w, unused_u);
-    chunk_backward<A>(
-        d, o, ch, bleft, bright(s),
-        [&](int i, A dk, A dv) {
-          if (i < d.valid) store(j, i, dk, dv);
-        },
-        gw);
+    A dk[kChunk], dv[kChunk];
+    chunk_backward<A>(d, o, ch, bleft, bright(s), dk, dv, gw);
+    store(j, d.valid, dk, dv);
   }
 }
 

@@ -109,9 +109,11 @@ void exact_sequence(const Plan& p, const E* k, const E* v, const E* dy, E* y, E*
       backward_segment_outputs<A>(
           ch, segment_range(g, S, p.chunks), left[size_t(g)], bleft[size_t(g)], load, get(rc1, g, S),
           get(rc2, g, S),
-          [&](int j, int i, A gk, A gv) {
-            if (dk) dk[(int64_t(j) * kChunk + i) * C] = store_as<E>(gk);
-            if (dv) dv[(int64_t(j) * kChunk + i) * C] = store_as<E>(gv);
+          [&](int j, int valid, const A (&gk)[kChunk], const A (&gv)[kChunk]) {
+            for (int i = 0; i < valid; ++i) {
+              if (dk) dk[(int64_t(j) * kChunk + i) * C] = store_as<E>(gk[i]);
+              if (dv) dv[(int64_t(j) * kChunk + i) * C] = store_as<E>(gv[i]);
+            }
           },
           gw[size_t(g)]);
     for (int r = 0; r < p.cluster; ++r) {  // per block over its segments, as the CUDA block does

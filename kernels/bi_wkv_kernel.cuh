@@ -212,10 +212,17 @@ DRWKV_BIWKV_UNROLL
       const E* gc = kBackward ? a.dy + e0 : nullptr;
       if (channel && d.valid == kChunk) {
 DRWKV_BIWKV_UNROLL
-        for (int i = 0; i < kChunk; ++i) {
-          ke[i] = kc[i * C];
-          ve[i] = vc[i * C];
-          ge[i] = kBackward ? gc[i * C] : zero;
+        for (int i = 0; i < kChunk; ++i) {  // pointers advanced row by row: one 64-bit add per load
+          ke[i] = *kc;
+          ve[i] = *vc;
+          kc += C;
+          vc += C;
+          if (kBackward) {
+            ge[i] = *gc;
+            gc += C;
+          } else {
+            ge[i] = zero;
+          }
         }
       } else {
 DRWKV_BIWKV_UNROLL
@@ -274,7 +281,7 @@ DRWKV_BIWKV_UNROLL
       E* yc = a.y + at_chunk(j);
       if (channel && valid == kChunk) {
 DRWKV_BIWKV_UNROLL
-        for (int i = 0; i < kChunk; ++i) yc[i * C] = store_as<E>(y[i]);
+        for (int i = 0; i < kChunk; ++i, yc += C) *yc = store_as<E>(y[i]);
       } else {
 DRWKV_BIWKV_UNROLL
         for (int i = 0; i < kChunk; ++i)
@@ -299,11 +306,27 @@ DRWKV_BIWKV_UNROLL
     const Sum<float> left3 = {lcar[0], lcar[32], lcar[64], 0.f, 0.f};  // (its derivatives are not needed)
     backward_segment_outputs<float>(
         ch, sg, left3, bleft, load, get_rc(0), get_rc(1),
-        [&](int j, int i, float dk, float dv) {
-          if (!channel) return;
-          const int64_t e = at_chunk(j);
-          if (a.dk) (a.dk + e)[i * C] = store_as<E>(dk);
-          if (a.dv) (a.dv + e)[i * C] = store_as<E>(dv);
+        [&](int j, int valid, const float (&dk)[kChunk], const float (&dv)[kChunk]) {
+          const int64_t e0 = at_chunk(j);
+          if (channel && valid == kChunk) {
+            if (a.dk) {
+              E* p = a.dk + e0;
+DRWKV_BIWKV_UNROLL
+              for (int i = 0; i < kChunk; ++i, p += C) *p = store_as<E>(dk[i]);
+            }
+            if (a.dv) {
+              E* p = a.dv + e0;
+DRWKV_BIWKV_UNROLL
+              for (int i = 0; i < kChunk; ++i, p += C) *p = store_as<E>(dv[i]);
+            }
+          } else {
+DRWKV_BIWKV_UNROLL
+            for (int i = 0; i < kChunk; ++i)
+              if (channel && i < valid) {
+                if (a.dk) a.dk[e0 + i * C] = store_as<E>(dk[i]);
+                if (a.dv) a.dv[e0 + i * C] = store_as<E>(dv[i]);
+              }
+          }
         },
         gw);
     // the block's share of the parameter gradients, over its warps in order

@@ -209,14 +209,14 @@ DRWKV_BIWKV_UNROLL
   }
 }
 
-// Backward outputs of one chunk (§2.4) from the carries of the backward scans over (−m, ẑ, ẑ·y):
-// emit(j, dk_j, dv_j) for every token in order, and the right-source half of ∂L/∂w (Σ_i e^{k_i}·
+// Backward outputs of one chunk (§2.4) from the carries of the backward scans over (−m, ẑ, ẑ·y): dk, dv
+// and the right-source half of ∂L/∂w (Σ_i e^{k_i}·
 // (v_i·∂P_i/∂w − ∂Q_i/∂w) over the left scan). `left` (measured at the chunk's first position − 1, with
 // derivatives) advances to its last position. The chunk is done in two halves (the right state at the
 // middle first), which halves the right parts held at once.
-template <typename A, int N, typename Emit>
+template <typename A, int N>
 DRWKV_HD void safe_backward(const A (&k2)[N], const A (&v)[N], const A (&y)[N], const A (&z)[N], const A (&key)[N],
-                            A w2, A u2, Sum<A>& left, const Sum<A>& carry_right, Emit emit, A& gw) {
+                            A w2, A u2, Sum<A>& left, const Sum<A>& carry_right, A (&dk)[N], A (&dv)[N], A& gw) {
   static_assert(N % 2 == 0, "two halves");
   constexpr int H = N / 2;
   Sum<A> mid = carry_right;  // measured at the first position of the second half
@@ -225,23 +225,23 @@ DRWKV_BIWKV_UNROLL
 DRWKV_BIWKV_UNROLL
   for (int half = 0; half < 2; ++half) {
     const int j0 = half * H;
-    A pr[H], qr[H];  // right parts of the half, last .. first
-    Sum<A> r = half == 0 ? mid : carry_right;
+    Sum<A> r = half == 0 ? mid : carry_right;  // right parts of the half in dv / dk, last .. first
 DRWKV_BIWKV_UNROLL
     for (int h = H - 1; h >= 0; --h) {
       const int j = j0 + h;
       A eR = exp2_(k2[j] + r.p);  // ≤ 1: m_t bounds k_i − (|t−i|−1)w
-      pr[h] = eR * r.a;
-      qr[h] = eR * r.b;
+      dv[j] = eR * r.a;
+      dk[j] = eR * r.b;
       push<A, false>(r, w2, key[j], z[j], z[j] * y[j]);
     }
 DRWKV_BIWKV_UNROLL
     for (int h = 0; h < H; ++h) {
       const int j = j0 + h;
       A eL = exp2_(k2[j] + left.p);
-      A P = eL * left.a + pr[h], Q = eL * left.b + qr[h];
+      A P = eL * left.a + dv[j], Q = eL * left.b + dk[j];
       A zs = z[j] * exp2_(u2 + k2[j] + key[j]);  // z_j·e^{u+k_j} (key = −m_j; z = 0 for absent tokens)
-      emit(j, v[j] * P - Q + zs * (v[j] - y[j]), P + zs);
+      dk[j] = v[j] * P - Q + zs * (v[j] - y[j]);
+      dv[j] = P + zs;
       gw += eL * (v[j] * left.da - left.db);
       push<A, true>(left, w2, key[j], z[j], z[j] * y[j]);
     }
