@@ -1,16 +1,15 @@
 // Exact Bi-WKV forward on CUDA (kernels/bi_wkv.h); the kernel is bi_wkv_kernel.cuh.
 //
-// Cost per (b, t, c) element (automatic plan, fast path; counts are per element, FP32 instructions
-// incl. loads/stores, MUFU = ex2/rcp on the special-function unit):
-//   pass 1  load k, v (2) + stage (2), x = 2^{k−P} (1 MUFU), two recurrences (4), misc (2)   ≈ 11 + 1 MUFU
-//   pass 2  shared loads (2), x (1 MUFU), two sweeps (4 FMA + 4 MUL), output (5), rcp (1 MUFU), store (1)
-//                                                                                         ≈ 17 + 2 MUFU
-//   per chunk (÷ 8): max, scales (7 ex2), normalisation, carry sweep, exchange share        ≈ 6 + 1 MUFU
-//   total ≈ 35 instructions and 4 MUFU per element; bytes: k, v read once, y written once
-//   (f32: 12 B, bf16: 6 B) plus < 1% workspace (block totals) and the chunks that are not staged.
-// H100 (132 SMs × 128 FP32 lanes × 1.755 GHz ≈ 29.6 T inst/s, 3.7 T MUFU/s, 3.0 TB/s copy): at B32 T1024
-// C384 (12.6 M elements) the instructions take 15 µs, the MUFU 14 µs, the bytes (f32) 50 µs — memory
-// bound with a wide margin; expected ≈ 0.06 ms (f32).
+// Cost per (b, t, c) element, fast path, full staged chunks, counted in the SASS of the chunk loops
+// (sm_90, CUDA 13; instructions issued, MUFU = ex2/rcp):
+//   pass 1  load k, v, stage them, x = 2^{k−P}, left and right chunk summaries     223 / 8 = 28, 1.1 MUFU
+//   pass 2  shared loads, x, right and left sweeps, outputs, rcp, store y           238 / 8 = 30, 2.8 MUFU
+//   per segment (exchange, summary folds, carry sweep), spread over its 32 tokens      ≈ 6
+//   total ≈ 64 instructions and 3.9 MUFU per element; bytes: k, v read once, y written once (f32: 12 B,
+//   bf16: 6 B) plus block totals (< 1%).
+// H100 (132 SMs × 128 lanes × 1.755 GHz ≈ 29.6 T inst/s, 3.7 T MUFU/s, 3.0 TB/s copy), B32 T1024 C384
+// (12.6 M elements): instructions 27 µs, MUFU 13 µs, bytes (f32) 50 µs: memory bound, expected ≈ 0.06 ms.
+// Registers: 89–100 (no spills); with 8-warp blocks two blocks (16 warps) per SM.
 #include "kernels/bi_wkv.h"
 #include "kernels/bi_wkv_launch.cuh"
 

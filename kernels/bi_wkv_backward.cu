@@ -1,21 +1,18 @@
-// Exact Bi-WKV backward on CUDA (kernels/bi_wkv.h); the kernel is bi_wkv_kernel.cuh (kBackward), plus the
-// deterministic reduction of the per-block parameter gradients.
+// Exact Bi-WKV backward on CUDA (kernels/bi_wkv.h); the kernel is bi_wkv_kernel.cuh (kBackward), plus
+// the deterministic reduction of the per-block parameter gradients.
 //
-// Cost per (b, t, c) element (automatic plan, fast path; FP32 instructions incl. loads/stores, MUFU =
-// ex2/rcp):
-//   pass 1  load k, v, dy (3) + stage (3), x (1 MUFU), three recurrences (6 + 4 for ∂/∂w), misc (2)
-//                                                                                         ≈ 18 + 1 MUFU
-//   pass 2  shared loads (3), outputs as in the forward with ẑ and ∂/∂w (≈ 24 + 2 MUFU), terms A and
-//           ∂L/∂u (5), backward summaries (≈ 10)                                          ≈ 42 + 2 MUFU
-//   pass 3  shared loads (3), outputs again (≈ 18 + 2 MUFU), two backward sweeps (≈ 10 + 4 for ∂/∂w),
-//           dk, dv (≈ 9), term B (3), stores (2)                                          ≈ 49 + 2 MUFU
-//   per chunk (÷ 8): maxima, scales (≈ 17 ex2), normalisation, two carry sweeps, two exchanges
-//                                                                                         ≈ 14 + 2 MUFU
-//   total ≈ 125 instructions and 7 MUFU per element; bytes: k, v, dy read once, dk, dv written once
-//   (f32: 20 B, bf16: 10 B), plus [B·cluster][2][C] partials and the chunks that are not staged.
-// H100 (≈ 29.6 T inst/s, 3.7 T MUFU/s, 3.0 TB/s copy): at B32 T1024 C384 the instructions take 53 µs,
-// the MUFU 24 µs, the bytes (f32) 84 µs: memory bound if ≥ 2/3 of the issue slots are used while the
-// loads stream; expected ≈ 0.10 ms (f32), forward + backward ≈ 0.16 ms.
+// Cost per (b, t, c) element, fast path, full staged chunks, counted in the SASS of the chunk loops
+// (sm_90, CUDA 13; instructions issued, MUFU = ex2/rcp):
+//   pass 1  load k, v, dy, stage them, chunk summaries with ∂/∂w                    275 / 8 = 34, 1.1 MUFU
+//   pass 2  outputs again with ẑ, ∂L/∂u and term A of ∂L/∂w, backward summaries     398 / 8 = 50, 2.9 MUFU
+//   pass 3  outputs again, backward sweeps, dk, dv, term B, stores                  497 / 8 = 62, 3.6 MUFU
+//   per segment (two exchanges, folds, two carry sweeps), spread over its 32 tokens   ≈ 10
+//   total ≈ 156 instructions and 7.6 MUFU per element; bytes: k, v, dy read once, dk, dv written once
+//   (f32: 20 B, bf16: 10 B) plus [B·cluster][2][C] partials and block totals (< 1%).
+// H100 (≈ 29.6 T inst/s, 3.7 T MUFU/s, 3.0 TB/s copy), B32 T1024 C384: instructions 66 µs, MUFU 26 µs,
+// bytes (f32) 84 µs: memory and issue overlap with ~20% slack, expected ≈ 0.10–0.12 ms; forward + backward
+// ≈ 0.17 ms against the reference's 1.161 ms. Registers: 128 (no spills in the shared-memory-carries
+// variant used up to T = 8192; the workspace-carries variant beyond spills one value), 16 warps per SM.
 #include "kernels/bi_wkv.h"
 #include "kernels/bi_wkv_launch.cuh"
 
