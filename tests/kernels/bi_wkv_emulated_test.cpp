@@ -174,6 +174,13 @@ TEST(BiWkvEmulated, AutomaticPlans) {
   EXPECT_EQ(emu::g_barrier_errors.load(), 0);
 }
 
+TEST(BiWkvEmulated, LongerAutomaticPlans) {
+  // four-block clusters of 8 warps (T = 1000); five-block clusters of 16 warps (T = 2100)
+  check(make(1, 1000, 33, 211), Launch{}, 8, 1);
+  check(make(1, 2100, 20, 221), Launch{}, 10, 2);
+  EXPECT_EQ(emu::g_barrier_errors.load(), 0);
+}
+
 TEST(BiWkvEmulated, ForcedPlans) {
   const Problem p = make(2, 203, 40, 77);  // 26 chunks, the last partial; a partial channel group
   const Launch launches[] = {
