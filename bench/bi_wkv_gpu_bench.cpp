@@ -1,10 +1,13 @@
 // Bi-WKV (exact, kernels/bi_wkv.h) on the GPU: forward and forward+backward at the shapes of the
-// reference measurements (ANCHORS.md), f32 and bf16. Bandwidth counts the bytes the op must move:
-// forward reads k, v and writes y (3 tensors), backward reads k, v, dy and writes dk, dv (5 tensors);
-// the workspace traffic (tile summaries, ~2% of that) is not counted. The copy bandwidth is measured in
-// the same run. A second table times both algorithms (chained, multi-pass) for f32.
+// reference measurements (ANCHORS.md), f32 and bf16, with tokens per µs (linearity in T). Bandwidth
+// counts the bytes the op must move: forward reads k, v and writes y (3 tensors), backward reads k, v, dy
+// and writes dk, dv (5 tensors); workspace traffic (block totals, partial gradients, and for T > 8192
+// chunk carries) and re-reads of chunks that are not staged in shared memory are not counted. The copy
+// bandwidth is measured in the same run. A second table times decompositions (BiWkvPlan) for f32:
+// the automatic one and variants around it, with shared memory and clusters resident per device.
 //
 // Usage: bi_wkv_gpu_bench [iterations]
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -20,7 +23,7 @@
 namespace drwkv {
 namespace {
 using bench::fmt;
-using kernels::BiWkvPath;
+using kernels::BiWkvPlan;
 
 struct Config {
   int64_t B, T, C;
@@ -33,6 +36,23 @@ const Config kConfigs[] = {
     {32, 256, 1536, 0, 1.482},   {32, 1024, 1536, 0, 4.324},   {32, 4096, 1536, 0, 16.68},
     {256, 256, 384, 0.662, 0.662 + 2.247},
 };
+
+// The decompositions timed in the second table (the first is the automatic one).
+std::vector<BiWkvPlan> plans_for(const Config& c) {
+  std::vector<BiWkvPlan> plans{BiWkvPlan{}};
+  plans.push_back({0, 8, 2, -1, 0});   // twice the blocks, half the work per thread
+  plans.push_back({0, 8, 8, -1, 0});   // longer segments, fewer blocks (partly re-read)
+  if (c.T >= 2048) plans.push_back({0, 16, 2, -1, 0});
+  plans.push_back({0, 0, 0, -1, 1});   // one block per SM worth of shared memory
+  plans.push_back({0, 0, 0, 0, 0});    // nothing staged: passes 2, 3 re-read global memory (L2)
+  for (BiWkvPlan& p : plans)
+    if (p.warps > 0 && p.cluster == 0) {  // clusters as needed, at most 8
+      const int64_t chunks = (c.T + 7) / 8, per_block = int64_t(p.warps) * p.chunks_per_warp;
+      p.cluster = int(std::min<int64_t>(8, (chunks + per_block - 1) / per_block));
+      p.chunks_per_warp = int((chunks + int64_t(p.cluster) * p.warps - 1) / (int64_t(p.cluster) * p.warps));
+    }
+  return plans;
+}
 
 struct Buffers {
   Tensor k, v, dy, y, dk, dv, decay, first, ddecay, dfirst, ws;
@@ -57,17 +77,19 @@ Buffers make_buffers(const Config& c, DType dt) {
   rng_normal_(b.first, 1, 5, 0, 0.0, 3.0);
   b.ddecay = Tensor::zeros(Shape{c.C}, DType::F32, g);
   b.dfirst = Tensor::zeros(Shape{c.C}, DType::F32, g);
-  b.ws = Tensor::empty(Shape{int64_t(kernels::bi_wkv_workspace_bytes(c.B, c.T, c.C))}, DType::U8, g);
+  size_t ws = 0;  // the largest of the plans timed
+  for (const BiWkvPlan& p : plans_for(c)) ws = std::max(ws, kernels::bi_wkv_workspace_bytes(p, c.B, c.T, c.C));
+  b.ws = Tensor::empty(Shape{int64_t(ws)}, DType::U8, g);
   return b;
 }
 
-template <typename E> void forward(const Buffers& b, const Config& c, BiWkvPath path) {
-  kernels::bi_wkv_forward_cuda_path<E>(path, b.y.data_ptr<E>(), b.k.data_ptr<E>(), b.v.data_ptr<E>(),
+template <typename E> void forward(const Buffers& b, const Config& c, const BiWkvPlan& plan) {
+  kernels::bi_wkv_forward_cuda_plan<E>(plan, b.y.data_ptr<E>(), b.k.data_ptr<E>(), b.v.data_ptr<E>(),
                                        b.decay.data_ptr<float>(), b.first.data_ptr<float>(), c.B, c.T, c.C, b.ws.data(),
                                        current_stream(0).handle());
 }
-template <typename E> void backward(const Buffers& b, const Config& c, BiWkvPath path) {
-  kernels::bi_wkv_backward_cuda_path<E>(path, b.dk.data_ptr<E>(), b.dv.data_ptr<E>(), b.ddecay.data_ptr<float>(),
+template <typename E> void backward(const Buffers& b, const Config& c, const BiWkvPlan& plan) {
+  kernels::bi_wkv_backward_cuda_plan<E>(plan, b.dk.data_ptr<E>(), b.dv.data_ptr<E>(), b.ddecay.data_ptr<float>(),
                                         b.dfirst.data_ptr<float>(), b.dy.data_ptr<E>(), b.k.data_ptr<E>(),
                                         b.v.data_ptr<E>(), b.decay.data_ptr<float>(), b.first.data_ptr<float>(), c.B,
                                         c.T, c.C, b.ws.data(), current_stream(0).handle());
@@ -76,37 +98,43 @@ template <typename E> void backward(const Buffers& b, const Config& c, BiWkvPath
 std::string shape_name(const Config& c) {
   return absl::StrFormat("B%d T%d C%d", c.B, c.T, c.C);
 }
-std::string path_name(BiWkvPath p) { return p == BiWkvPath::Chained ? "chained" : "multi-pass"; }
+// "cluster×warps×chunks, staged s, KB of shared memory, clusters resident at once"
+template <typename E> std::string plan_name(const BiWkvPlan& p, int64_t T, bool backward) {
+  const kernels::BiWkvLaunchInfo i = kernels::bi_wkv_launch_info<E>(p, T, backward);
+  return absl::StrFormat("%dx%dx%d s%d %dKB %dcl%s", i.cluster, i.warps, i.chunks_per_warp, i.staged_chunks,
+                         int(i.smem_bytes / 1024), i.active_clusters, i.carries_in_smem ? "" : " rc:ws");
+}
 
 template <typename E>
 void measure(const Config& c, int iters, double copy_gbs, std::vector<std::vector<std::string>>& rows) {
   const DType dt = dtype_v<E>;
   Buffers b = make_buffers(c, dt);
   const double elems = double(c.B * c.T * c.C), es = double(dtype_size(dt));
-  bench::Timing f = bench::time_gpu(0, [&] { forward<E>(b, c, BiWkvPath::Auto); }, 3, iters);
+  bench::Timing f = bench::time_gpu(0, [&] { forward<E>(b, c, BiWkvPlan{}); }, 3, iters);
   bench::Timing fb = bench::time_gpu(0, [&] {
-    forward<E>(b, c, BiWkvPath::Auto);
-    backward<E>(b, c, BiWkvPath::Auto);
+    forward<E>(b, c, BiWkvPlan{});
+    backward<E>(b, c, BiWkvPlan{});
   }, 3, iters);
   const double f_gbs = 3 * elems * es / (f.median_ms * 1e-3) / 1e9, fb_gbs = 8 * elems * es / (fb.median_ms * 1e-3) / 1e9;
+  const double tokens = double(c.B * c.T);
   auto speedup = [](double ref, double ms) { return ref > 0 ? fmt(ref / ms, 1) + "x" : std::string("-"); };
-  rows.push_back({shape_name(c), std::string(dtype_name(dt)), path_name(kernels::bi_wkv_auto_path<E>(c.B, c.T, c.C, true)),
+  rows.push_back({shape_name(c), std::string(dtype_name(dt)), plan_name<E>(BiWkvPlan{}, c.T, true),
                   fmt(f.median_ms, 3), fmt(f_gbs, 0), fmt(100 * f_gbs / copy_gbs, 0) + "%", fmt(fb.median_ms, 3),
-                  fmt(fb_gbs, 0), fmt(100 * fb_gbs / copy_gbs, 0) + "%",
+                  fmt(fb_gbs, 0), fmt(100 * fb_gbs / copy_gbs, 0) + "%", fmt(tokens / (fb.median_ms * 1e3), 0),
                   c.ref_fwd_ms > 0 ? fmt(c.ref_fwd_ms, 3) : "-", fmt(c.ref_fwdbwd_ms, 3),
                   speedup(c.ref_fwd_ms, f.median_ms), speedup(c.ref_fwdbwd_ms, fb.median_ms)});
 }
 
-void compare_paths(const Config& c, int iters, double copy_gbs, std::vector<std::vector<std::string>>& rows) {
+void compare_plans(const Config& c, int iters, double copy_gbs, std::vector<std::vector<std::string>>& rows) {
   Buffers b = make_buffers(c, DType::F32);
   const double elems = double(c.B * c.T * c.C);
-  for (BiWkvPath p : {BiWkvPath::Chained, BiWkvPath::MultiPass}) {
-    if (p == BiWkvPath::Chained && kernels::bi_wkv_auto_path<float>(c.B, c.T, c.C, true) != BiWkvPath::Chained) continue;
+  for (const BiWkvPlan& p : plans_for(c)) {
     bench::Timing f = bench::time_gpu(0, [&] { forward<float>(b, c, p); }, 3, iters);
     bench::Timing bw = bench::time_gpu(0, [&] { backward<float>(b, c, p); }, 3, iters);
     const double f_gbs = 3 * elems * 4 / (f.median_ms * 1e-3) / 1e9, b_gbs = 5 * elems * 4 / (bw.median_ms * 1e-3) / 1e9;
-    rows.push_back({shape_name(c), path_name(p), fmt(f.median_ms, 3), fmt(100 * f_gbs / copy_gbs, 0) + "%",
-                    fmt(bw.median_ms, 3), fmt(100 * b_gbs / copy_gbs, 0) + "%"});
+    rows.push_back({shape_name(c), plan_name<float>(p, c.T, false), fmt(f.median_ms, 3),
+                    fmt(100 * f_gbs / copy_gbs, 0) + "%", plan_name<float>(p, c.T, true), fmt(bw.median_ms, 3),
+                    fmt(100 * b_gbs / copy_gbs, 0) + "%", fmt(f.median_ms + bw.median_ms, 3)});
   }
 }
 
@@ -119,8 +147,8 @@ int main(int argc, char** argv) {
   const double copy_gbs = bench::copy_bandwidth_gbs(0);
   std::printf("Bi-WKV (exact) on %s, %s; device-to-device copy %.0f GB/s (read + write); median of %d\n\n",
               bench::device_name(0).c_str(), bench::now_string().c_str(), copy_gbs, iters);
-  std::vector<std::vector<std::string>> rows{{"shape", "dtype", "path", "fwd ms", "fwd GB/s", "fwd % copy",
-                                              "fwd+bwd ms", "fwd+bwd GB/s", "fwd+bwd % copy",
+  std::vector<std::vector<std::string>> rows{{"shape", "dtype", "plan (backward)", "fwd ms", "fwd GB/s", "fwd % copy",
+                                              "fwd+bwd ms", "fwd+bwd GB/s", "fwd+bwd % copy", "fwd+bwd tokens/µs",
                                               "reference (ANCHORS.md, H100) fwd ms", "reference fwd+bwd ms",
                                               "fwd speed-up", "fwd+bwd speed-up"}};
   for (const auto& c : kConfigs) {
@@ -128,9 +156,11 @@ int main(int argc, char** argv) {
     measure<bf16>(c, iters, copy_gbs, rows);
   }
   bench::print_table(rows);
-  std::printf("\nAlgorithms, f32 (backward alone):\n\n");
-  std::vector<std::vector<std::string>> paths{{"shape", "path", "fwd ms", "fwd % copy", "bwd ms", "bwd % copy"}};
-  for (const auto& c : kConfigs) compare_paths(c, iters, copy_gbs, paths);
-  bench::print_table(paths);
+  std::printf("\nDecompositions, f32 (cluster×warps×chunks per warp, staged chunks, shared memory per block, "
+              "clusters resident; first row of each shape = automatic):\n\n");
+  std::vector<std::vector<std::string>> plans{
+      {"shape", "forward plan", "fwd ms", "fwd % copy", "backward plan", "bwd ms", "bwd % copy", "fwd+bwd ms"}};
+  for (const auto& c : kConfigs) compare_plans(c, iters, copy_gbs, plans);
+  bench::print_table(plans);
   return 0;
 }

@@ -5,26 +5,33 @@
 //   y_t = ( Σ_{i≠t} e^{−(|t−i|−1)w + k_i} v_i + e^{u + k_t} v_t ) / ( Σ_{i≠t} e^{−(|t−i|−1)w + k_i} + e^{u + k_t} )
 // Layout: k, v, y, dy, dk, dv are [B, T, C] row-major (C innermost); decay, first, ddecay, dfirst are
 // [C] in acc_t<E> (f32 for f32 and bf16 tensors, f64 for the f64 oracle). Arithmetic is in acc_t<E>.
-// Any T ≥ 1 and C ≥ 1 (no compile-time limit); stable for any k and any sign of w (log-space sums
-// with running maxima, no epsilon).
+// Any T ≥ 1 and C ≥ 1 (no compile-time limit; the CUDA launchers require T·C < 2^31 per batch
+// element); stable for any k and any sign or size of w and u (log-space sums between chunks, bounded
+// scales inside them, no epsilon).
 //
 // Gradient contract (backward): dk, dv are overwritten; ddecay[c] += Σ_{b,t} ∂L/∂w / T and
 // dfirst[c] += Σ_{b,t} ∂L/∂u / T are accumulated, reduced over batch and tokens in a fixed order (two
 // runs give bitwise-identical results). Any of dk, dv, ddecay, dfirst may be null (not computed).
-// Nothing is saved by the forward: the backward recomputes the forward sums (reads k, v, dy once,
-// writes dk, dv once). Outputs must not alias inputs.
+// Nothing is saved by the forward: the backward recomputes the forward sums. Outputs must not alias
+// inputs.
 //
-// workspace: device scratch of bi_wkv_workspace_bytes(B, T, C) bytes for the _cuda launchers, any
-// contents (the launcher clears what it needs), not used concurrently by another launch; _cpu ignores
-// it (may be null). CUDA launchers run on stream `s`, which must be the current stream of the current
-// device (the workspace may hold results between the kernels of one call).
+// workspace: device scratch of bi_wkv_workspace_bytes(B, T, C) bytes for the _cuda launchers (of
+// bi_wkv_workspace_bytes(plan, B, T, C) for the _plan launchers), any contents, not used concurrently by
+// another launch; _cpu ignores it (may be null). CUDA launchers run on stream `s`, which must be the
+// current stream of the current device (the workspace may hold results between the kernels of one call).
 //
-// Algorithm (details in bi_wkv_scan.h and bi_wkv_tile.cuh): each thread owns 4 tokens of one channel
-// in registers, a block (tile) 32 channels × up to 64 tokens; segment and tile summaries are combined
-// exactly (decay distances counted per position), so the forward reads k, v once and writes y once.
-// Tiles of one sequence exchange summaries through global memory inside one kernel ("chained"); when a
-// sequence has too many tiles to be resident at once the same kernel runs as separate passes
-// ("multi-pass", k and v are re-read). Both give the same results to rounding; each is deterministic.
+// Algorithm (bi_wkv_chunk.h, bi_wkv_plan.h, bi_wkv_kernel.cuh): sequences are cut into chunks of 8
+// tokens; inside a chunk the sums are plain recurrences in one bounded scale (one exponential per token),
+// between chunks, segments and blocks they travel in log space. On CUDA one thread block cluster (≤ 8
+// blocks) owns a whole sequence group (a batch element × 32 channels, lane = channel); its warps own
+// consecutive segments and exchange summaries through shared memory and, between the cluster's blocks,
+// the workspace and the cluster barrier: no atomics, one launch (plus a small reduction of the parameter
+// gradients). Forward: k, v read from global memory once and kept in shared memory for the second pass,
+// y written once. Backward: k, v, dy read once and kept for passes 2 and 3, dk, dv written once. Chunks
+// that do not fit the shared memory (long sequences: f32 backward beyond T ≈ 4000) are read again,
+// mostly from L2. Channels with 8·|w| + |u| > 24·ln 2 (far outside DRWKV's range) use a per-token
+// log-space path instead; results are the same to rounding. The CPU implementation runs the same
+// decomposition sequentially (the test oracle of the kernel with the same plan).
 #pragma once
 
 #include <cstddef>
@@ -55,19 +62,39 @@ void bi_wkv_backward_cuda(E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst, cons
                           const acc_t<E>* decay, const acc_t<E>* first, int64_t B, int64_t T, int64_t C,
                           void* workspace, StreamHandle s);
 
-// The CUDA launchers with an explicit algorithm (tests and benchmarks; Auto is what the plain launchers
-// use). Chained requires that every tile of a sequence can be resident at once and fails otherwise.
-enum class BiWkvPath : uint8_t { Auto, Chained, MultiPass };
+// The decomposition of the CUDA kernels, for tests and benchmarks (the CPU always uses the automatic
+// one). Each 32-channel sequence group is handled by a cluster of `cluster` thread blocks (1..8) of
+// `warps` warps (1..16): both 0 for the automatic choice, else a 0 means 1 block / 8 warps. Every warp
+// owns a segment of `chunks_per_warp` chunks of 8 tokens (0: as many as the sequence needs;
+// cluster·warps·chunks_per_warp·8 ≥ T). The first `staged_chunks` chunks of every segment are kept in
+// shared memory between the passes, the others are read again from global memory (−1: as many as fit
+// a shared-memory budget of 1/blocks_per_sm of an SM; blocks_per_sm 0: 2 for blocks of ≤ 8 warps,
+// else 1).
+struct BiWkvPlan {
+  int cluster = 0;
+  int warps = 0;
+  int chunks_per_warp = 0;
+  int staged_chunks = -1;
+  int blocks_per_sm = 0;
+};
+// A plan as a launch resolves it on the current device (CUDA builds only).
+struct BiWkvLaunchInfo {
+  int cluster, warps, chunks_per_warp, staged_chunks, blocks_per_sm;
+  size_t smem_bytes;       // dynamic shared memory per block
+  int active_clusters;     // clusters the device holds at once (cudaOccupancyMaxActiveClusters)
+  bool carries_in_smem;    // chunk carries in shared memory (else in the workspace)
+};
+
+size_t bi_wkv_workspace_bytes(const BiWkvPlan& plan, int64_t B, int64_t T, int64_t C);
 template <typename E>
-void bi_wkv_forward_cuda_path(BiWkvPath path, E* y, const E* k, const E* v, const acc_t<E>* decay,
+void bi_wkv_forward_cuda_plan(const BiWkvPlan& plan, E* y, const E* k, const E* v, const acc_t<E>* decay,
                               const acc_t<E>* first, int64_t B, int64_t T, int64_t C, void* workspace,
                               StreamHandle s);
 template <typename E>
-void bi_wkv_backward_cuda_path(BiWkvPath path, E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst, const E* dy,
+void bi_wkv_backward_cuda_plan(const BiWkvPlan& plan, E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst, const E* dy,
                                const E* k, const E* v, const acc_t<E>* decay, const acc_t<E>* first, int64_t B,
                                int64_t T, int64_t C, void* workspace, StreamHandle s);
-// The path Auto picks on the current device (CUDA builds only).
-template <typename E> BiWkvPath bi_wkv_auto_path(int64_t B, int64_t T, int64_t C, bool backward);
+template <typename E> BiWkvLaunchInfo bi_wkv_launch_info(const BiWkvPlan& plan, int64_t T, bool backward);
 
 // ---- official kernel's weights (MODEL.md §2.6, OPTION official_compat; parity checks only) -------------
 // Same arguments and contracts as above; forward with the closed-form weights of the official kernel

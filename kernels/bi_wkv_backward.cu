@@ -1,13 +1,18 @@
-// Exact Bi-WKV backward on CUDA (kernels/bi_wkv.h); the kernel is bi_wkv_tile.cuh (kBackward), plus
-// the deterministic reduction of the per-tile parameter gradients.
+// Exact Bi-WKV backward on CUDA (kernels/bi_wkv.h); the kernel is bi_wkv_kernel.cuh (kBackward), plus
+// the deterministic reduction of the per-block parameter gradients.
 //
-// Cost per (b, t, c) element: reads k, v, dy once, writes dk, dv once (f32: 20 B, bf16: 10 B); nothing
-// saved by the forward is read (the forward sums are recomputed, which is cheaper than storing ~3
-// floats per element). Plus 2 KB of tile summary and carry traffic per tile of 64 tokens × 32 channels
-// and [B·tiles][2][C] floats of per-tile parameter gradients. Exponentials: stage 1 as the forward (~8,
-// with the ∂/∂w sums carried along), stage 2 summaries 2, in-tile scans and carries ~1, backward
-// rescans 2 + 3: ~16, plus one reciprocal and ~160 other float instructions. Registers 62–64 (no
-// spills), 20 KB shared memory per block of 512 threads: two blocks per SM.
+// Cost per (b, t, c) element, fast path, full staged chunks, counted in the SASS of the chunk loops
+// (sm_90, CUDA 13; instructions issued, MUFU = ex2/rcp):
+//   pass 1  load k, v, dy, stage them, chunk summaries with ∂/∂w                    275 / 8 = 34, 1.1 MUFU
+//   pass 2  outputs again with ẑ, ∂L/∂u and term A of ∂L/∂w, backward summaries     398 / 8 = 50, 2.9 MUFU
+//   pass 3  outputs again, backward sweeps, dk, dv, term B, stores                  497 / 8 = 62, 3.6 MUFU
+//   per segment (two exchanges, folds, two carry sweeps), spread over its 32 tokens   ≈ 10
+//   total ≈ 156 instructions and 7.6 MUFU per element; bytes: k, v, dy read once, dk, dv written once
+//   (f32: 20 B, bf16: 10 B) plus [B·cluster][2][C] partials and block totals (< 1%).
+// H100 (≈ 29.6 T inst/s, 3.7 T MUFU/s, 3.0 TB/s copy), B32 T1024 C384: instructions 66 µs, MUFU 26 µs,
+// bytes (f32) 84 µs: memory and issue overlap with ~20% slack, expected ≈ 0.10–0.12 ms; forward + backward
+// ≈ 0.17 ms against the reference's 1.161 ms. Registers: 128 (no spills in the shared-memory-carries
+// variant used up to T = 8192; the workspace-carries variant beyond spills one value), 16 warps per SM.
 #include "kernels/bi_wkv.h"
 #include "kernels/bi_wkv_launch.cuh"
 
@@ -56,47 +61,29 @@ void launch_param_grads(float* ddecay, float* dfirst, const float* part, int64_t
 }  // namespace bi_wkv_detail
 
 template <typename E>
-void bi_wkv_backward_cuda_path(BiWkvPath path, E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst, const E* dy,
+void bi_wkv_backward_cuda_plan(const BiWkvPlan& plan, E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst, const E* dy,
                                const E* k, const E* v, const acc_t<E>* decay, const acc_t<E>* first, int64_t B,
                                int64_t T, int64_t C, void* workspace, StreamHandle stream) {
   if (B * T * C == 0) return;
   DRWKV_ASSERT(workspace, "bi_wkv_backward_cuda: workspace of bi_wkv_workspace_bytes() bytes required");
-  const Layout l = layout(B, T, C);
-  const TileArgs<E> a = tile_args<E>(l, workspace, k, v, dy, nullptr, dk, dv, decay, first, B, T, C);
+  const Resolved r = resolve(plan, B, T, C, sizeof(E), true);
+  const KernelArgs<E> a = kernel_args<E>(r, workspace, k, v, dy, nullptr, dk, dv, decay, first, T, C);
   const cudaStream_t s = to_cuda(stream);
-  const unsigned blocks = tile_blocks(l), threads = unsigned(l.warps * 32);
-  if (l.tiles == 1) {
-    tile_kernel<E, true, Mode::Final><<<blocks, threads, 0, s>>>(a);
-    CUDA_CHECK_LAUNCH();
-  } else if (use_chained(path, l, reinterpret_cast<const void*>(&tile_kernel<E, true, Mode::Chained>))) {
-    clear_sync(l, workspace, s);
-    tile_kernel<E, true, Mode::Chained><<<blocks, threads, 0, s>>>(a);
-    CUDA_CHECK_LAUNCH();
-  } else {
-    tile_kernel<E, true, Mode::Publish1><<<blocks, threads, 0, s>>>(a);
-    CUDA_CHECK_LAUNCH();
-    launch_carries<true>(l, a.agg, a.car1, decay, T, C, s);
-    tile_kernel<E, true, Mode::Publish2><<<blocks, threads, 0, s>>>(a);
-    CUDA_CHECK_LAUNCH();
-    launch_carries<true>(l, a.agg, a.car2, decay, T, C, s);
-    tile_kernel<E, true, Mode::Final><<<blocks, threads, 0, s>>>(a);
-    CUDA_CHECK_LAUNCH();
-  }
-  launch_param_grads(ddecay, dfirst, a.part, B * l.tiles, C, T, s);
+  launch_kernel<E, true>(r, a, B, C, s);
+  launch_param_grads(ddecay, dfirst, a.part, B * r.plan.cluster, C, T, s);
 }
 
 template <typename E>
 void bi_wkv_backward_cuda(E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst, const E* dy, const E* k, const E* v,
                           const acc_t<E>* decay, const acc_t<E>* first, int64_t B, int64_t T, int64_t C,
                           void* workspace, StreamHandle s) {
-  bi_wkv_backward_cuda_path<E>(BiWkvPath::Auto, dk, dv, ddecay, dfirst, dy, k, v, decay, first, B, T, C, workspace,
-                               s);
+  bi_wkv_backward_cuda_plan<E>(BiWkvPlan{}, dk, dv, ddecay, dfirst, dy, k, v, decay, first, B, T, C, workspace, s);
 }
 
 #define INSTANTIATE(E)                                                                                            \
-  template void bi_wkv_backward_cuda_path<E>(BiWkvPath, E*, E*, acc_t<E>*, acc_t<E>*, const E*, const E*, const E*, \
-                                             const acc_t<E>*, const acc_t<E>*, int64_t, int64_t, int64_t, void*,  \
-                                             StreamHandle);                                                       \
+  template void bi_wkv_backward_cuda_plan<E>(const BiWkvPlan&, E*, E*, acc_t<E>*, acc_t<E>*, const E*, const E*,  \
+                                             const E*, const acc_t<E>*, const acc_t<E>*, int64_t, int64_t,        \
+                                             int64_t, void*, StreamHandle);                                       \
   template void bi_wkv_backward_cuda<E>(E*, E*, acc_t<E>*, acc_t<E>*, const E*, const E*, const E*,               \
                                         const acc_t<E>*, const acc_t<E>*, int64_t, int64_t, int64_t, void*,       \
                                         StreamHandle);

@@ -1,22 +1,26 @@
 // Host Bi-WKV (kernels/bi_wkv.h): the CPU backend and the test oracle of the CUDA kernels.
 //
-// The exact variant runs the CUDA algorithm sequence by sequence: the same segments of kSeg tokens,
-// tiles of warps_for(T) segments, intra-tile scans, cross-tile carries and per-segment rescans
-// (bi_wkv_scan.h), only without the threads. The parameter gradients are summed per tile over its
-// segments, then over (batch, tile) in double, in a fixed order.
+// The exact variant runs the CUDA algorithm sequence by sequence: the same plan (bi_wkv_plan.h), the
+// same per-segment passes and chunk arithmetic (bi_wkv_chunk.h), and the same exchange between segments
+// and blocks in the same order, only without the threads. The parameter gradients are summed per block
+// over its segments, then over (batch, block) in double, in a fixed order.
 // The compat variant evaluates the official kernel's closed-form weights (bi_wkv_compat_terms.h) in
 // O(T²) per sequence, with the maximum exponent of each row subtracted.
 #include <algorithm>
 #include <vector>
 
 #include "kernels/bi_wkv.h"
+#include "kernels/bi_wkv_chunk.h"
 #include "kernels/bi_wkv_compat_terms.h"
-#include "kernels/bi_wkv_scan.h"
+#include "kernels/bi_wkv_plan.h"
 
 namespace drwkv::kernels {
 using namespace bi_wkv_detail;
 
-size_t bi_wkv_workspace_bytes(int64_t B, int64_t T, int64_t C) { return layout(B, T, C).bytes; }
+size_t bi_wkv_workspace_bytes(int64_t B, int64_t T, int64_t C) { return workspace_layout(make_plan(T), B, C).bytes; }
+size_t bi_wkv_workspace_bytes(const BiWkvPlan& plan, int64_t B, int64_t T, int64_t C) {
+  return workspace_layout(make_plan(T, plan.cluster, plan.warps, plan.chunks_per_warp), B, C).bytes;
+}
 
 size_t bi_wkv_compat_workspace_bytes(int64_t B, int64_t T, int64_t C) {
   return size_t(5 * B * T * C) * sizeof(float);  // ẑ, m, y, then ∂L/∂w and ∂L/∂u per (b, t, c)
@@ -24,148 +28,160 @@ size_t bi_wkv_compat_workspace_bytes(int64_t B, int64_t T, int64_t C) {
 
 namespace {
 
-template <typename A> struct Seg {
-  A x[kSeg];
-};
-
-// Turns per-segment summaries into per-segment carries, exactly as the CUDA block exchange does:
-// exclusive scans over the segments of each tile (the tile summaries fall out), carries across tiles,
-// then each segment's carry from its tile's carry and its in-tile prefix.
+// Segment summaries → segment carries, in the order of the kernel's exchange (bi_wkv_kernel.cuh).
 template <typename A, bool kDeriv>
-void segment_carries(std::vector<Sum<A>>& left, std::vector<Sum<A>>& right, int warps, int64_t tiles, A w2) {
-  const A L = A(warps * kSeg);
-  const size_t nt = static_cast<size_t>(tiles);
-  std::vector<Sum<A>> tile_left(nt), tile_right(nt);
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    Sum<A>* l = left.data() + tile * warps;
-    Sum<A>* r = right.data() + tile * warps;
+void segment_carries(const Plan& p, A w2, std::vector<Sum<A>>& left, std::vector<Sum<A>>& right) {
+  const int N = p.cluster, W = p.warps;
+  const A Ls = A(p.seg_chunks * kChunk), Lb = Ls * A(W);
+  std::vector<Sum<A>> total_left(static_cast<size_t>(N)), total_right(static_cast<size_t>(N));
+  for (int r = 0; r < N; ++r) {
     Sum<A> run = empty_sum<A>();
-    for (int w = 0; w < warps; ++w) {
-      Sum<A> agg = l[w];
-      l[w] = run;
-      run = plus<A, kDeriv>(decayed<A, kDeriv>(run, A(kSeg), w2), agg);
-    }
-    tile_left[size_t(tile)] = run;
+    for (int w = 0; w < W; ++w) left[size_t(r * W + w)] = scan_left<A, kDeriv>(run, left[size_t(r * W + w)], Ls, w2);
+    total_left[size_t(r)] = run;
     run = empty_sum<A>();
-    for (int w = warps - 1; w >= 0; --w) {
-      Sum<A> agg = r[w];
-      r[w] = run;
-      run = plus<A, false>(agg, decayed<A, false>(run, A(kSeg), w2));
-    }
-    tile_right[size_t(tile)] = run;
+    for (int w = W - 1; w >= 0; --w) right[size_t(r * W + w)] = scan_right<A>(run, right[size_t(r * W + w)], Ls, w2);
+    total_right[size_t(r)] = run;
   }
-  std::vector<Sum<A>> carry_left(nt), carry_right(nt);
-  tile_carries_left<A, kDeriv, 1>(
-      tiles, L, w2, [&](int64_t j) { return tile_left[size_t(j)]; },
-      [&](int64_t j, const Sum<A>& s) { carry_left[size_t(j)] = s; });
-  tile_carries_right<A, 1>(
-      tiles, L, w2, [&](int64_t j) { return tile_right[size_t(j)]; },
-      [&](int64_t j, const Sum<A>& s) { carry_right[size_t(j)] = s; });
-  for (int64_t tile = 0; tile < tiles; ++tile)
-    for (int w = 0; w < warps; ++w) {
-      size_t s = size_t(tile * warps + w);
-      left[s] = segment_carry_left<A, kDeriv>(carry_left[size_t(tile)], left[s], w, w2);
-      right[s] = segment_carry_right<A>(carry_right[size_t(tile)], right[s], w, warps, w2);
+  for (int r = 0; r < N; ++r) {
+    Sum<A> block_left = empty_sum<A>(), block_right = empty_sum<A>();
+    for (int q = 0; q < r; ++q) block_left = plus<A, kDeriv>(decayed<A, kDeriv>(block_left, Lb, w2), total_left[size_t(q)]);
+    for (int q = N - 1; q > r; --q) block_right = plus<A, false>(total_right[size_t(q)], decayed<A, false>(block_right, Lb, w2));
+    for (int w = 0; w < W; ++w) {
+      const size_t g = size_t(r * W + w);
+      left[g] = segment_carry_left<A, kDeriv>(block_left, left[g], w, Ls, w2);
+      right[g] = segment_carry_right<A>(block_right, right[g], w, W, Ls, w2);
     }
+  }
 }
 
-// One (b, c) sequence. Forward: writes y. Backward: writes dk, dv (when non-null) and the per-tile
-// partial gradients part_w/part_u[b·tiles + tile].
+// One (b, c) sequence (pointers at its element (b, 0, c), stride C). Forward: writes y. Backward: writes
+// dk, dv (when non-null) and the per-block partial gradients part_w/part_u[r], r < cluster.
 template <typename E, bool kBackward>
-void exact_sequence(const E* k, const E* v, const E* dy, E* y, E* dk, E* dv, acc_t<E> decay, acc_t<E> first,
-                    int64_t T, int64_t C, double* part_w, double* part_u) {
+void exact_sequence(const Plan& p, const E* k, const E* v, const E* dy, E* y, E* dk, E* dv, acc_t<E> decay,
+                    acc_t<E> first, int64_t T, int64_t C, double* part_w, double* part_u) {
   using A = acc_t<E>;
-  const A w2 = decay / A(T) * A(kLog2e), u2 = first / A(T) * A(kLog2e);
-  const int warps = warps_for(T);
-  const int64_t tiles = (T + warps * kSeg - 1) / (warps * kSeg), segs = tiles * warps;
-  const size_t ns = static_cast<size_t>(segs);
-  std::vector<Seg<A>> k2(ns), vv(ns), g(ns), yy(ns), z(ns), key(ns);
-  std::vector<int> valid(ns);
-  for (int64_t s = 0; s < segs; ++s) {
-    valid[size_t(s)] = int(std::clamp<int64_t>(T - s * kSeg, 0, kSeg));
-    for (int j = 0; j < kSeg; ++j) {
-      int64_t t = s * kSeg + j;
-      bool in = j < valid[size_t(s)];
-      k2[size_t(s)].x[j] = in ? load_as<A>(k[t * C]) * A(kLog2e) : A(kEmpty);
-      vv[size_t(s)].x[j] = in ? load_as<A>(v[t * C]) : A(0);
-      g[size_t(s)].x[j] = in && kBackward ? load_as<A>(dy[t * C]) : A(0);
+  const Channel<A> ch = make_channel<A>(decay, first, T);
+  const int G = p.cluster * p.warps, S = p.seg_chunks;
+  auto load = [&](int j) {
+    Chunk<A> d;
+    const int64_t t0 = int64_t(j) * kChunk;
+    d.valid = int(std::min<int64_t>(kChunk, T - t0));
+    for (int i = 0; i < kChunk; ++i) {
+      const bool in = i < d.valid;
+      const int64_t e = (t0 + i) * C;
+      d.k2[i] = in ? load_as<A>(k[e]) * A(kLog2e) : A(kEmpty);
+      d.v[i] = in ? load_as<A>(v[e]) : A(0);
+      d.g[i] = in && kBackward ? load_as<A>(dy[e]) : A(0);
     }
-  }
-  // stage 1: the forward sums over (k, v)
-  std::vector<Sum<A>> left(ns), right(ns);
-  for (size_t s = 0; s < ns; ++s)
-    segment_summaries<A, kBackward, false>(k2[s].x, vv[s].x, vv[s].x, w2, left[s], right[s]);
-  segment_carries<A, kBackward>(left, right, warps, tiles, w2);
-  std::vector<A> gw(ns, A(0)), gu(ns, A(0));
-  for (size_t s = 0; s < ns; ++s)
-    segment_forward<A, kBackward>(k2[s].x, vv[s].x, g[s].x, valid[s], w2, u2, left[s], right[s], yy[s].x, z[s].x,
-                                  key[s].x, gw[s], gu[s]);
-  if (!kBackward) {
-    for (size_t s = 0; s < ns; ++s)
-      for (int j = 0; j < valid[s]; ++j) y[(int64_t(s) * kSeg + j) * C] = store_as<E>(yy[s].x[j]);
-    return;
-  }
-  // stage 2: the backward sums over (−m, ẑ, ẑ·y)
-  for (size_t s = 0; s < ns; ++s)
-    segment_summaries<A, true, true>(key[s].x, z[s].x, yy[s].x, w2, left[s], right[s]);
-  segment_carries<A, true>(left, right, warps, tiles, w2);
-  for (size_t s = 0; s < ns; ++s) {
-    A gk[kSeg], gv[kSeg];
-    segment_backward<A>(k2[s].x, vv[s].x, yy[s].x, z[s].x, key[s].x, w2, u2, left[s], right[s], gk, gv, gw[s]);
-    for (int j = 0; j < valid[s]; ++j) {
-      int64_t t = int64_t(s) * kSeg + j;
-      if (dk) dk[t * C] = store_as<E>(gk[j]);
-      if (dv) dv[t * C] = store_as<E>(gv[j]);
+    return d;
+  };
+  const size_t ng = static_cast<size_t>(G), nc = static_cast<size_t>(G * S);
+  std::vector<Sum<A>> rc1(nc), rc2(nc), left(ng), right(ng);
+  auto put = [](std::vector<Sum<A>>& rc, int g, int S_) {
+    return [&rc, g, S_](int s, const Sum<A>& x) { rc[size_t(g * S_ + s)] = x; };
+  };
+  auto get = [](std::vector<Sum<A>>& rc, int g, int S_) {
+    return [&rc, g, S_](int s) { return rc[size_t(g * S_ + s)]; };
+  };
+  for (int g = 0; g < G; ++g)
+    summarize_segment<A, kBackward>(ch, segment_range(g, S, p.chunks), load, put(rc1, g, S), get(rc1, g, S),
+                                    left[size_t(g)], right[size_t(g)]);
+  segment_carries<A, kBackward>(p, ch.w2, left, right);
+  for (int g = 0; g < G; ++g)
+    right_carries<A>(ch, segment_range(g, S, p.chunks), right[size_t(g)], get(rc1, g, S), put(rc1, g, S));
+  if constexpr (!kBackward) {
+    for (int g = 0; g < G; ++g)
+      forward_segment<A>(ch, segment_range(g, S, p.chunks), left[size_t(g)], load, get(rc1, g, S),
+                         [&](int j, int valid, const A (&o)[kChunk]) {
+                           for (int i = 0; i < valid; ++i) y[(int64_t(j) * kChunk + i) * C] = store_as<E>(o[i]);
+                         });
+  } else {
+    std::vector<A> gw(ng, A(0)), gu(ng, A(0));
+    std::vector<Sum<A>> bleft(ng), bright(ng);
+    for (int g = 0; g < G; ++g)
+      backward_segment_rows<A>(ch, segment_range(g, S, p.chunks), left[size_t(g)], load, get(rc1, g, S),
+                               put(rc2, g, S), get(rc2, g, S), bleft[size_t(g)], bright[size_t(g)], gw[size_t(g)],
+                               gu[size_t(g)]);
+    segment_carries<A, true>(p, ch.w2, bleft, bright);
+    for (int g = 0; g < G; ++g)
+      right_carries<A>(ch, segment_range(g, S, p.chunks), bright[size_t(g)], get(rc2, g, S), put(rc2, g, S));
+    for (int g = 0; g < G; ++g)
+      backward_segment_outputs<A>(
+          ch, segment_range(g, S, p.chunks), left[size_t(g)], bleft[size_t(g)], load, get(rc1, g, S),
+          get(rc2, g, S),
+          [&](int j, int valid, const A (&gk)[kChunk], const A (&gv)[kChunk]) {
+            for (int i = 0; i < valid; ++i) {
+              if (dk) dk[(int64_t(j) * kChunk + i) * C] = store_as<E>(gk[i]);
+              if (dv) dv[(int64_t(j) * kChunk + i) * C] = store_as<E>(gv[i]);
+            }
+          },
+          gw[size_t(g)]);
+    for (int r = 0; r < p.cluster; ++r) {  // per block over its segments, as the CUDA block does
+      A sw = 0, su = 0;
+      for (int w = 0; w < p.warps; ++w) {
+        sw += gw[size_t(r * p.warps + w)];
+        su += gu[size_t(r * p.warps + w)];
+      }
+      part_w[r] = double(sw);
+      part_u[r] = double(su);
     }
-  }
-  for (int64_t tile = 0; tile < tiles; ++tile) {  // per tile over its segments, as the CUDA block does
-    A sw = 0, su = 0;
-    for (int w = 0; w < warps; ++w) {
-      sw += gw[size_t(tile * warps + w)];
-      su += gu[size_t(tile * warps + w)];
-    }
-    part_w[tile] = double(sw);
-    part_u[tile] = double(su);
   }
 }
 
 }  // namespace
 
+namespace bi_wkv_detail {
+
 template <typename E>
-void bi_wkv_forward_cpu(E* y, const E* k, const E* v, const acc_t<E>* decay, const acc_t<E>* first, int64_t B,
-                        int64_t T, int64_t C, void* /*workspace*/) {
+void bi_wkv_forward_cpu_plan(const Plan& plan, E* y, const E* k, const E* v, const acc_t<E>* decay,
+                             const acc_t<E>* first, int64_t B, int64_t T, int64_t C) {
   for (int64_t b = 0; b < B; ++b)
     for (int64_t c = 0; c < C; ++c) {
       int64_t o = b * T * C + c;
-      exact_sequence<E, false>(k + o, v + o, nullptr, y + o, nullptr, nullptr, decay[c], first[c], T, C, nullptr,
-                               nullptr);
+      exact_sequence<E, false>(plan, k + o, v + o, nullptr, y + o, nullptr, nullptr, decay[c], first[c], T, C,
+                               nullptr, nullptr);
     }
+}
+
+template <typename E>
+void bi_wkv_backward_cpu_plan(const Plan& plan, E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst, const E* dy,
+                              const E* k, const E* v, const acc_t<E>* decay, const acc_t<E>* first, int64_t B,
+                              int64_t T, int64_t C) {
+  if (B * T * C == 0) return;
+  const int64_t rows = B * plan.cluster;
+  // partials[c][b·cluster + r], reduced per channel in (b, r) order
+  std::vector<double> part_w(static_cast<size_t>(C * rows)), part_u(part_w.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t c = 0; c < C; ++c) {
+      int64_t o = b * T * C + c;
+      size_t at = size_t(c * rows + b * plan.cluster);
+      exact_sequence<E, true>(plan, k + o, v + o, dy + o, nullptr, dk ? dk + o : nullptr, dv ? dv + o : nullptr,
+                              decay[c], first[c], T, C, &part_w[at], &part_u[at]);
+    }
+  for (int64_t c = 0; c < C; ++c) {
+    double sw = 0, su = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      sw += part_w[size_t(c * rows + r)];
+      su += part_u[size_t(c * rows + r)];
+    }
+    if (ddecay) ddecay[c] += acc_t<E>(sw / double(T));
+    if (dfirst) dfirst[c] += acc_t<E>(su / double(T));
+  }
+}
+
+}  // namespace bi_wkv_detail
+
+template <typename E>
+void bi_wkv_forward_cpu(E* y, const E* k, const E* v, const acc_t<E>* decay, const acc_t<E>* first, int64_t B,
+                        int64_t T, int64_t C, void* /*workspace*/) {
+  bi_wkv_detail::bi_wkv_forward_cpu_plan<E>(make_plan(T), y, k, v, decay, first, B, T, C);
 }
 
 template <typename E>
 void bi_wkv_backward_cpu(E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst, const E* dy, const E* k, const E* v,
                          const acc_t<E>* decay, const acc_t<E>* first, int64_t B, int64_t T, int64_t C,
                          void* /*workspace*/) {
-  if (B * T * C == 0) return;
-  const Layout lay = layout(B, T, C);
-  // partials[c][b·tiles + tile], reduced per channel in (b, tile) order
-  std::vector<double> part_w(static_cast<size_t>(C * B * lay.tiles)), part_u(part_w.size());
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t c = 0; c < C; ++c) {
-      int64_t o = b * T * C + c;
-      size_t p = size_t((c * B + b) * lay.tiles);
-      exact_sequence<E, true>(k + o, v + o, dy + o, nullptr, dk ? dk + o : nullptr, dv ? dv + o : nullptr, decay[c],
-                              first[c], T, C, &part_w[p], &part_u[p]);
-    }
-  for (int64_t c = 0; c < C; ++c) {
-    double sw = 0, su = 0;
-    for (int64_t r = 0; r < B * lay.tiles; ++r) {
-      sw += part_w[size_t(c * B * lay.tiles + r)];
-      su += part_u[size_t(c * B * lay.tiles + r)];
-    }
-    if (ddecay) ddecay[c] += acc_t<E>(sw / double(T));
-    if (dfirst) dfirst[c] += acc_t<E>(su / double(T));
-  }
+  bi_wkv_detail::bi_wkv_backward_cpu_plan<E>(make_plan(T), dk, dv, ddecay, dfirst, dy, k, v, decay, first, B, T, C);
 }
 
 // ---- official_compat ------------------------------------------------------------------------------------
@@ -272,6 +288,13 @@ void bi_wkv_compat_backward_cpu(E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst
 }
 
 #define INSTANTIATE(E)                                                                                           \
+  template void bi_wkv_detail::bi_wkv_forward_cpu_plan<E>(const bi_wkv_detail::Plan&, E*, const E*, const E*,     \
+                                                          const acc_t<E>*, const acc_t<E>*, int64_t, int64_t,     \
+                                                          int64_t);                                               \
+  template void bi_wkv_detail::bi_wkv_backward_cpu_plan<E>(const bi_wkv_detail::Plan&, E*, E*, acc_t<E>*,        \
+                                                           acc_t<E>*, const E*, const E*, const E*,               \
+                                                           const acc_t<E>*, const acc_t<E>*, int64_t, int64_t,    \
+                                                           int64_t);                                              \
   template void bi_wkv_forward_cpu<E>(E*, const E*, const E*, const acc_t<E>*, const acc_t<E>*, int64_t, int64_t, \
                                       int64_t, void*);                                                           \
   template void bi_wkv_backward_cpu<E>(E*, E*, acc_t<E>*, acc_t<E>*, const E*, const E*, const E*,                \

@@ -1,19 +1,71 @@
-// Host helpers of the exact Bi-WKV CUDA launchers (bi_wkv.cu, bi_wkv_backward.cu, bi_wkv_compat.cu):
-// workspace views, the choice between the chained and the multi-pass algorithm, launches of the small
-// kernels. The kernels themselves are in bi_wkv_tile.cuh.
+// Host helpers of the Bi-WKV CUDA launchers (bi_wkv.cu, bi_wkv_backward.cu, bi_wkv_compat.cu): resolving
+// a plan on the current device (shared-memory budget, staged chunks), the kernel arguments, the cluster
+// launch, and the reduction of the parameter-gradient partials. The kernel is bi_wkv_kernel.cuh.
 #pragma once
 
+#include <atomic>
+
 #include "kernels/bi_wkv.h"
-#include "kernels/bi_wkv_tile.cuh"
+#include "kernels/bi_wkv_kernel.cuh"
 #include "kernels/cuda_utils.cuh"
 
 namespace drwkv::kernels::bi_wkv_detail {
 
+// A plan resolved for a launch on the current device.
+struct Resolved {
+  Plan plan;
+  SmemLayout smem;
+  Workspace ws;
+  int blocks_per_sm = 1;
+};
+
+struct DeviceLimits {
+  size_t smem_per_sm, smem_per_block_optin, smem_reserved_per_block;
+};
+inline DeviceLimits device_limits() {
+  int dev = 0, per_sm = 0, optin = 0, reserved = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, dev));
+  return {size_t(per_sm), size_t(optin), size_t(reserved)};
+}
+
+inline Plan plan_of(const BiWkvPlan& o, int64_t T) {
+  Plan p = make_plan(T, o.cluster, o.warps, o.chunks_per_warp);
+  DRWKV_ASSERT(p.chunks < (int64_t(1) << 31) && int64_t(p.cluster) * p.warps * p.seg_chunks < (int64_t(1) << 31),
+               "bi_wkv: T = %lld is too long", (long long)T);
+  DRWKV_ASSERT(plan_valid(p), "bi_wkv: plan cluster %d × warps %d × %d chunks cannot cover T = %lld (cluster ≤ %d, warps ≤ %d)",
+               p.cluster, p.warps, p.seg_chunks, (long long)T, kMaxCluster, kMaxWarps);
+  return p;
+}
+
+inline Resolved resolve(const BiWkvPlan& o, int64_t B, int64_t T, int64_t C, size_t elem_bytes, bool backward) {
+  // the kernel indexes within one batch element with 32 bits (up to the next chunk boundary)
+  DRWKV_ASSERT((T + kChunk) * C < (int64_t(1) << 31), "bi_wkv: T·C = %lld exceeds the 32-bit indexing of the kernel",
+               (long long)(T * C));
+  Resolved r;
+  r.plan = plan_of(o, T);
+  const DeviceLimits lim = device_limits();
+  r.blocks_per_sm = o.blocks_per_sm > 0 ? o.blocks_per_sm : (r.plan.warps <= 8 ? 2 : 1);
+  size_t budget = lim.smem_per_sm / size_t(r.blocks_per_sm);
+  budget = budget > lim.smem_reserved_per_block ? budget - lim.smem_reserved_per_block : 0;
+  if (budget > lim.smem_per_block_optin) budget = lim.smem_per_block_optin;
+  int staged = max_staged(r.plan, budget, elem_bytes, backward);
+  if (o.staged_chunks >= 0) staged = o.staged_chunks < r.plan.seg_chunks ? o.staged_chunks : r.plan.seg_chunks;
+  r.smem = smem_layout(r.plan, staged, elem_bytes, backward);
+  DRWKV_ASSERT(r.smem.bytes <= lim.smem_per_block_optin,
+               "bi_wkv: plan needs %u bytes of shared memory per block, the device allows %zu", r.smem.bytes,
+               lim.smem_per_block_optin);
+  r.ws = workspace_layout(r.plan, B, C);
+  return r;
+}
+
 template <typename E>
-TileArgs<E> tile_args(const Layout& l, void* workspace, const E* k, const E* v, const E* dy, E* y, E* dk, E* dv,
-                      const float* decay, const float* first, int64_t B, int64_t T, int64_t C) {
+KernelArgs<E> kernel_args(const Resolved& r, void* workspace, const E* k, const E* v, const E* dy, E* y, E* dk, E* dv,
+                          const float* decay, const float* first, int64_t T, int64_t C) {
   char* w = static_cast<char*>(workspace);
-  TileArgs<E> a;
+  KernelArgs<E> a;
   a.k = k;
   a.v = v;
   a.dy = dy;
@@ -22,63 +74,96 @@ TileArgs<E> tile_args(const Layout& l, void* workspace, const E* k, const E* v, 
   a.dv = dv;
   a.decay = decay;
   a.first = first;
-  a.agg = reinterpret_cast<float*>(w + l.agg);
-  a.car1 = reinterpret_cast<float*>(w + l.car1);
-  a.car2 = reinterpret_cast<float*>(w + l.car2);
-  a.part = reinterpret_cast<float*>(w + l.part);
-  a.sync = reinterpret_cast<unsigned*>(w + l.sync);
-  a.B = B;
+  a.xchg = reinterpret_cast<float*>(w + r.ws.xchg);
+  a.part = reinterpret_cast<float*>(w + r.ws.part);
+  a.rc = r.ws.rc_global ? reinterpret_cast<float*>(w + r.ws.rc) : nullptr;
   a.T = T;
   a.C = C;
-  a.tiles = l.tiles;
-  a.groups = l.groups;
-  a.warps = l.warps;
+  a.TC = T * C;
+  a.groups = int((C + 31) / 32);
+  a.chunks = r.plan.chunks;
+  a.cluster = r.plan.cluster;
+  a.warps = r.plan.warps;
+  a.seg_chunks = r.plan.seg_chunks;
+  a.smem = r.smem;
   return a;
 }
 
-// Grid size of the tile kernels (one block per tile of every sequence).
-inline unsigned tile_blocks(const Layout& l) {
-  DRWKV_ASSERT(l.seqs * l.tiles < (int64_t(1) << 31), "bi_wkv: %lld tiles exceed the grid limit",
-               (long long)(l.seqs * l.tiles));
-  return unsigned(l.seqs * l.tiles);
+// Launch configuration with the cluster dimension; `attr` must outlive the launch call.
+inline cudaLaunchConfig_t launch_config(const Resolved& r, int64_t B, int64_t C, cudaStream_t s,
+                                        cudaLaunchAttribute* attr) {
+  const int64_t blocks = B * ((C + 31) / 32) * r.plan.cluster;
+  DRWKV_ASSERT(blocks < (int64_t(1) << 31), "bi_wkv: %lld blocks exceed the grid limit", (long long)blocks);
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(blocks));
+  cfg.blockDim = dim3(unsigned(r.plan.warps * 32));
+  cfg.dynamicSmemBytes = r.smem.bytes;
+  cfg.stream = s;
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = unsigned(r.plan.cluster);
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cfg;
 }
 
-// Blocks of `kernel` (with `threads` threads) the current device holds at once.
-inline int64_t resident_blocks(const void* kernel, int threads) {
-  int dev = 0, sms = 0, per_sm = 0;
+// The kernel variant of a plan: chunk carries in shared memory (the usual case) or in the workspace.
+template <typename E, bool kBackward> auto kernel_for(const Resolved& r) {
+  return r.ws.rc_global ? &bi_wkv_kernel<E, kBackward, true> : &bi_wkv_kernel<E, kBackward, false>;
+}
+
+// The kernels may use all of the opt-in shared memory (set per device, once).
+template <typename E, bool kBackward> void allow_smem() {
+  static std::atomic<bool> done[64];
+  int dev = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
-  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
-  return int64_t(per_sm) * sms;
+  if (dev < 64 && done[dev].load(std::memory_order_acquire)) return;
+  const int bytes = int(device_limits().smem_per_block_optin);
+  CUDA_CHECK(cudaFuncSetAttribute(&bi_wkv_kernel<E, kBackward, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  bytes));
+  CUDA_CHECK(cudaFuncSetAttribute(&bi_wkv_kernel<E, kBackward, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  bytes));
+  if (dev < 64) done[dev].store(true, std::memory_order_release);
 }
 
-// Auto: chained when a sequence's tiles fit on half the device (margin for other work sharing it).
-inline bool use_chained(BiWkvPath path, const Layout& l, const void* chained_kernel) {
-  if (l.tiles == 1) return true;  // no exchange at all
-  int64_t resident = resident_blocks(chained_kernel, l.warps * 32);
-  if (path == BiWkvPath::Chained) {
-    DRWKV_ASSERT(l.tiles <= resident, "bi_wkv: chained path needs %lld resident blocks, the device holds %lld",
-                 (long long)l.tiles, (long long)resident);
-    return true;
+template <typename E, bool kBackward>
+void launch_kernel(const Resolved& r, const KernelArgs<E>& a, int64_t B, int64_t C, cudaStream_t s) {
+  allow_smem<E, kBackward>();
+  cudaLaunchAttribute attr[1];
+  const cudaLaunchConfig_t cfg = launch_config(r, B, C, s, attr);
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel_for<E, kBackward>(r), a));
+  CUDA_CHECK_LAUNCH();
+}
+
+template <typename E>
+BiWkvLaunchInfo launch_info(const BiWkvPlan& o, int64_t T, bool backward) {
+  const Resolved r = resolve(o, 1, T, 32, sizeof(E), backward);
+  BiWkvLaunchInfo info;
+  info.cluster = r.plan.cluster;
+  info.warps = r.plan.warps;
+  info.chunks_per_warp = r.plan.seg_chunks;
+  info.staged_chunks = r.smem.staged;
+  info.blocks_per_sm = r.blocks_per_sm;
+  info.smem_bytes = r.smem.bytes;
+  info.carries_in_smem = !r.ws.rc_global;
+  int clusters = 0;
+  cudaLaunchAttribute attr[1];
+  cudaLaunchConfig_t cfg = launch_config(r, 1024, 32, nullptr, attr);
+  if (backward) {
+    allow_smem<E, true>();
+    CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, reinterpret_cast<const void*>(kernel_for<E, true>(r)), &cfg));
+  } else {
+    allow_smem<E, false>();
+    CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, reinterpret_cast<const void*>(kernel_for<E, false>(r)), &cfg));
   }
-  return path == BiWkvPath::Auto && 2 * l.tiles <= resident;
-}
-
-// Clears the chained mode's ticket and per-sequence counters and flags.
-inline void clear_sync(const Layout& l, void* workspace, cudaStream_t s) {
-  CUDA_CHECK(cudaMemsetAsync(static_cast<char*>(workspace) + l.sync, 0, size_t(1 + 4 * l.seqs) * sizeof(unsigned), s));
+  info.active_clusters = clusters;
+  return info;
 }
 
 // ddecay[c] += Σ_r part[r][0][c] / T and dfirst[c] += Σ_r part[r][1][c] / T over rows r in a fixed
 // order (bi_wkv_backward.cu); either output may be null.
 void launch_param_grads(float* ddecay, float* dfirst, const float* part, int64_t rows, int64_t C, int64_t T,
                         cudaStream_t s);
-
-template <bool kDeriv>
-void launch_carries(const Layout& l, const float* agg, float* car, const float* decay, int64_t T, int64_t C,
-                    cudaStream_t s) {
-  carry_kernel<kDeriv><<<unsigned(l.seqs), 64, 0, s>>>(agg, car, decay, l.tiles, l.groups, T, C, l.warps);
-  CUDA_CHECK_LAUNCH();
-}
 
 }  // namespace drwkv::kernels::bi_wkv_detail

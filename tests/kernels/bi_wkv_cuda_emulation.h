@@ -1,23 +1,30 @@
-// A host emulation of the CUDA execution model, enough to run kernels/bi_wkv_tile.cuh (device code
+// A host emulation of the CUDA execution model, enough to run kernels/bi_wkv_kernel.cuh (device code
 // written against CUDA builtins only) on a machine without a GPU: each block runs on its own OS thread,
-// the block's CUDA threads are fibers (ucontext) switched only at __syncthreads, resumed in a fresh random
+// the block's CUDA threads are fibers (ucontext) switched only at barriers, resumed in a fresh random
 // order after every barrier (so a missing barrier between a write and a read by different threads shows
-// up as a wrong result); blocks start in index order, at most `resident` at a time (so the chained
-// algorithm's forward-progress assumption is exercised). __shared__ variables are thread_local, i.e.
-// one per block. Include it before the kernel source and after any other header.
+// up as a wrong result). Thread block clusters: the blocks of a cluster start together (at most
+// `resident` blocks run at a time, whole clusters only) and cluster_sync() is a barrier over all threads
+// of all blocks of the cluster. Dynamic shared memory is one buffer per block, filled with a NaN
+// pattern at launch. Include it before the kernel source and after any other header.
 //
 // Not emulated: warp-synchronous behaviour (the kernel uses no warp intrinsics), weak memory ordering
-// (the host is TSO), the device's ex2.approx and rcp (the host branches of bi_wkv_scan.h run instead).
+// (the host is TSO), the device's ex2.approx and rcp.approx (the host branches of bi_wkv_scan.h run
+// instead).
 #pragma once
 
 #include <ucontext.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
@@ -26,8 +33,10 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __noinline__
 #define __launch_bounds__(...)
 #define __shared__ thread_local
+#define DRWKV_CUDA_EMULATION 1
 
 namespace emu {
 
@@ -38,8 +47,31 @@ struct Dim {
 struct Fiber {
   ucontext_t ctx;
   Dim tid;
-  int state = 0;  // 0 runnable, 1 waiting at a barrier, 2 exited
+  int state = 0;  // 0 runnable, 1 waiting at a block barrier, 2 exited, 3 waiting at the cluster barrier
   std::unique_ptr<char[]> stack;  // not value-initialised: pages are touched only as the stack grows
+};
+
+// A barrier over the OS threads running the blocks of one cluster; a wait that does not complete within
+// a minute means the blocks disagree on the number of cluster barriers: reported, then abort.
+struct ClusterBarrier {
+  explicit ClusterBarrier(unsigned n) : count(n) {}
+  void arrive_and_wait() {
+    std::unique_lock<std::mutex> lock(mu);
+    const unsigned gen = generation;
+    if (++arrived == count) {
+      arrived = 0;
+      ++generation;
+      cv.notify_all();
+      return;
+    }
+    if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return generation != gen; })) {
+      std::fprintf(stderr, "emulation: cluster barrier timed out (%u of %u blocks arrived)\n", arrived, count);
+      std::abort();
+    }
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  unsigned count, arrived = 0, generation = 0;
 };
 
 struct Block {
@@ -48,10 +80,12 @@ struct Block {
   size_t current = 0;
   Dim bid, bdim, gdim;
   const std::function<void()>* body = nullptr;
+  std::vector<unsigned char> smem;
+  ClusterBarrier* cluster = nullptr;
 };
 
 inline thread_local Block* g_block = nullptr;
-inline std::atomic<long> g_barrier_errors{0};  // blocks where some threads exited while others waited
+inline std::atomic<long> g_barrier_errors{0};  // blocks whose threads disagreed on a barrier
 
 inline void fiber_entry() {
   (*g_block->body)();
@@ -61,12 +95,16 @@ inline void fiber_entry() {
 }
 
 // Runs one block to completion on the calling OS thread.
-inline void run_block(unsigned bid, unsigned grid, unsigned threads, const std::function<void()>& body, uint64_t seed) {
+inline void run_block(unsigned bid, unsigned grid, unsigned threads, size_t smem_bytes, ClusterBarrier* cluster,
+                      const std::function<void()>& body, uint64_t seed) {
   Block b;
   b.bid.x = bid;
   b.gdim.x = grid;
   b.bdim.x = threads;
   b.body = &body;
+  b.cluster = cluster;
+  b.smem.resize(smem_bytes + 16);
+  std::memset(b.smem.data(), 0xFF, b.smem.size());  // NaN as floats
   b.fibers.resize(threads);
   g_block = &b;
   for (unsigned t = 0; t < threads; ++t) {
@@ -90,31 +128,52 @@ inline void run_block(unsigned bid, unsigned grid, unsigned threads, const std::
       b.current = t;
       swapcontext(&b.scheduler, &b.fibers[t].ctx);
     }
-    unsigned waiting = 0;
-    for (const Fiber& f : b.fibers) waiting += f.state == 1;
-    if (waiting == 0) break;  // all exited
-    if (waiting != threads) {
+    unsigned at_block = 0, at_cluster = 0;
+    for (const Fiber& f : b.fibers) {
+      at_block += f.state == 1;
+      at_cluster += f.state == 3;
+    }
+    if (at_block + at_cluster == 0) break;  // all exited
+    if (at_block != threads && at_cluster != threads) {
       ++g_barrier_errors;
-      std::fprintf(stderr, "emulation: block %u: %u of %u threads wait at a barrier, the others exited\n", bid, waiting,
-                   threads);
+      std::fprintf(stderr, "emulation: block %u: %u threads at a block barrier, %u at the cluster barrier, of %u\n",
+                   bid, at_block, at_cluster, threads);
+      if (at_cluster > 0) std::abort();  // the other blocks of the cluster would wait forever
       break;
+    }
+    if (at_cluster == threads) {
+      if (!cluster) {
+        std::fprintf(stderr, "emulation: cluster barrier in a launch without clusters\n");
+        std::abort();
+      }
+      cluster->arrive_and_wait();
     }
     for (Fiber& f : b.fibers) f.state = 0;
   }
   g_block = nullptr;
 }
 
-// A launch of `grid` blocks of `threads` threads; blocks start in index order, at most `resident` at once.
-inline void launch(unsigned grid, unsigned threads, unsigned resident, const std::function<void()>& body, uint64_t seed) {
+// A launch of `grid` blocks of `threads` threads in clusters of `cluster` consecutive blocks, each with
+// `smem_bytes` of dynamic shared memory; clusters start in index order, at most `resident` blocks at once.
+inline void launch(unsigned grid, unsigned threads, unsigned cluster, size_t smem_bytes, unsigned resident,
+                   const std::function<void()>& body, uint64_t seed) {
+  if (grid % cluster != 0 || resident < cluster) {
+    std::fprintf(stderr, "emulation: grid %u, cluster %u, resident %u\n", grid, cluster, resident);
+    std::abort();
+  }
   std::vector<std::thread> started;
+  std::vector<std::unique_ptr<ClusterBarrier>> barriers;
   std::atomic<unsigned> live{0};
-  for (unsigned bid = 0; bid < grid; ++bid) {
-    while (live.load() >= resident) std::this_thread::yield();
-    ++live;
-    started.emplace_back([&, bid] {
-      run_block(bid, grid, threads, body, seed * 7919 + bid);
-      --live;
-    });
+  for (unsigned c0 = 0; c0 < grid; c0 += cluster) {
+    while (live.load() + cluster > resident) std::this_thread::yield();
+    live += cluster;
+    barriers.push_back(std::make_unique<ClusterBarrier>(cluster));
+    ClusterBarrier* cb = barriers.back().get();
+    for (unsigned bid = c0; bid < c0 + cluster; ++bid)
+      started.emplace_back([&, bid, cb] {
+        run_block(bid, grid, threads, smem_bytes, cb, body, seed * 7919 + bid);
+        --live;
+      });
   }
   for (std::thread& t : started) t.join();
 }
@@ -131,9 +190,16 @@ inline void __syncthreads() {
   f.state = 1;
   swapcontext(&f.ctx, &emu::g_block->scheduler);
 }
+inline void cluster_sync() {
+  emu::Fiber& f = emu::g_block->fibers[emu::g_block->current];
+  f.state = 3;
+  swapcontext(&f.ctx, &emu::g_block->scheduler);
+}
+inline unsigned char* dynamic_smem() {
+  return reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(emu::g_block->smem.data()) + 15) &
+                                          ~uintptr_t(15));
+}
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
-inline void __nanosleep(unsigned) { std::this_thread::yield(); }
-inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 inline float __ldcg(const float* p) {
   float r;
   __atomic_load(p, &r, __ATOMIC_RELAXED);

@@ -1,4 +1,5 @@
-// Bi-WKV on the CPU (kernels/bi_wkv.h). The exact variant's O(T) segmented scan, forward and backward,
+// Bi-WKV on the CPU (kernels/bi_wkv.h). The exact variant's chunked evaluation (the CUDA algorithm run
+// sequentially: fast fixed-scale chunks and the per-token path, any decomposition), forward and backward,
 // against a direct O(T²) evaluation of the defining softmax form (MODEL.md §2.1) in f64, written here;
 // the compat variant's closed-form weights against an independent evaluation built from recurrences
 // over the official kernel's segments, and its gradient against central finite differences.
@@ -10,6 +11,8 @@
 
 #include "core/rng.h"
 #include "kernels/bi_wkv.h"
+#include "kernels/bi_wkv_chunk.h"
+#include "kernels/bi_wkv_plan.h"
 #include "tests/support/testing.h"
 
 namespace drwkv::kernels {
@@ -163,12 +166,67 @@ const Regime kRegimes[] = {
 
 TEST(BiWkvCpu, ExactMatchesQuadraticOracleInF64) {
   uint64_t seed = 100;
-  for (int64_t T : {1, 2, 3, 4, 5, 17, 63, 64, 65, 100, 300})
+  // chunk boundaries (8, 9, 16), several warps, two-block clusters (T > 256)
+  for (int64_t T : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 63, 64, 65, 100, 257, 300})
     for (const Regime& rg : kRegimes) {
       Problem p = make_problem(2, T, 3, rg.k_range, rg.w_lo, rg.w_hi, seed += 10);
       std::string what = "T=" + std::to_string(T) + " " + rg.name + " seed " + std::to_string(seed);
       expect_matches(run_exact<double>(p), oracle(p), 1e-10, 1e-12, 1e-290, what);
     }
+}
+
+TEST(BiWkvCpu, LongSequencesInF64) {
+  // 138 and 513 chunks: clusters of 5 and 8 blocks, segments of 4 and 5 chunks
+  uint64_t seed = 300;
+  for (int64_t T : {1100, 4100})
+    for (const Regime& rg : {kRegimes[0], kRegimes[3]}) {
+      Problem p = make_problem(1, T, 2, rg.k_range, rg.w_lo / 8, rg.w_hi / 8, seed += 10);
+      expect_matches(run_exact<double>(p), oracle(p), 1e-10, 1e-12, 1e-290,
+                     "T=" + std::to_string(T) + " " + rg.name + " seed " + std::to_string(seed));
+    }
+}
+
+// Every decomposition gives the same sums (to rounding): forced plans against the oracle.
+TEST(BiWkvCpu, AnyPlanMatchesQuadraticOracleInF64) {
+  struct PlanCase {
+    int cluster, warps, seg_chunks;
+  };
+  const PlanCase plans[] = {{1, 1, 0}, {3, 2, 0}, {8, 1, 0}, {2, 16, 1}, {4, 4, 2}, {1, 3, 9}};
+  uint64_t seed = 700;
+  for (int64_t T : {1, 9, 65, 203})
+    for (const PlanCase& pc : plans)
+      for (const Regime& rg : {kRegimes[0], kRegimes[2], kRegimes[4]}) {
+        const bi_wkv_detail::Plan plan = bi_wkv_detail::make_plan(T, pc.cluster, pc.warps, pc.seg_chunks);
+        if (!bi_wkv_detail::plan_valid(plan)) continue;  // e.g. 1 × 3 × 9 chunks < T = 203
+        Problem p = make_problem(2, T, 3, rg.k_range, rg.w_lo, rg.w_hi, seed += 10);
+        Result r{std::vector<double>(p.k.size()), std::vector<double>(p.k.size()), std::vector<double>(p.k.size()),
+                 std::vector<double>(size_t(p.C), 0.0), std::vector<double>(size_t(p.C), 0.0)};
+        bi_wkv_detail::bi_wkv_forward_cpu_plan<double>(plan, r.y.data(), p.k.data(), p.v.data(), p.decay.data(),
+                                                       p.first.data(), p.B, T, p.C);
+        bi_wkv_detail::bi_wkv_backward_cpu_plan<double>(plan, r.dk.data(), r.dv.data(), r.ddecay.data(),
+                                                        r.dfirst.data(), p.dy.data(), p.k.data(), p.v.data(),
+                                                        p.decay.data(), p.first.data(), p.B, T, p.C);
+        expect_matches(r, oracle(p), 1e-10, 1e-12, 1e-290,
+                       "T=" + std::to_string(T) + " plan " + std::to_string(plan.cluster) + "x" +
+                           std::to_string(plan.warps) + "x" + std::to_string(plan.seg_chunks) + " " + rg.name);
+      }
+}
+
+// Channels with 8·|w|·log2 e + |u|·log2 e beyond the fast path's range use the per-token path; both are
+// exact, in any mixture.
+TEST(BiWkvCpu, PerTokenPathForExtremeParameters) {
+  uint64_t seed = 900;
+  for (int64_t T : {3, 40, 130}) {
+    Problem p = make_problem(2, T, 6, 30.0, -8.0, 8.0, seed += 10);  // |w| up to 8 per token, large |k|
+    const double w[] = {-6.0, 5.0, 0.3, -0.2, 3.0, 0.5}, u[] = {1.0, -1.0, 40.0, -40.0, 0.0, 0.4};
+    for (size_t c = 0; c < 6; ++c) {  // per-token path: strong w (0, 1, 4) or large |u| (2, 3); fast: 5
+      p.decay[c] = w[c] * double(T);
+      p.first[c] = u[c] * double(T);
+    }
+    for (int64_t c = 0; c < p.C; ++c)
+      EXPECT_EQ(bi_wkv_detail::make_channel<double>(p.decay[size_t(c)], p.first[size_t(c)], T).fast, c == 5) << c;
+    expect_matches(run_exact<double>(p), oracle(p), 1e-10, 1e-12, 1e-290, "extreme T=" + std::to_string(T));
+  }
 }
 
 TEST(BiWkvCpu, ParameterGradientsAccumulate) {
