@@ -132,7 +132,20 @@ void launch_kernel(const Resolved& r, const KernelArgs<E>& a, int64_t B, int64_t
   allow_smem<E, kBackward>();
   cudaLaunchAttribute attr[1];
   const cudaLaunchConfig_t cfg = launch_config(r, B, C, s, attr);
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel_for<E, kBackward>(r), a));
+  cudaError_t err = cudaLaunchKernelEx(&cfg, kernel_for<E, kBackward>(r), a);
+  if (err != cudaSuccess) {  // say which configuration the device refused
+    (void)cudaGetLastError();
+    cudaFuncAttributes fa{};
+    cudaFuncGetAttributes(&fa, reinterpret_cast<const void*>(kernel_for<E, kBackward>(r)));
+    int clusters = -1;
+    cudaOccupancyMaxActiveClusters(&clusters, reinterpret_cast<const void*>(kernel_for<E, kBackward>(r)), &cfg);
+    (void)cudaGetLastError();
+    DRWKV_FAIL("bi_wkv %s launch refused (%s): grid %u, block %u, cluster %d, dynamic smem %zu (kernel max %d, static %zu), "
+               "registers %d, max threads %d, max active clusters %d; T=%lld C=%lld warps %d seg_chunks %d",
+               kBackward ? "backward" : "forward", cudaGetErrorString(err), cfg.gridDim.x, cfg.blockDim.x, r.plan.cluster,
+               cfg.dynamicSmemBytes, fa.maxDynamicSharedSizeBytes, fa.sharedSizeBytes, fa.numRegs, fa.maxThreadsPerBlock,
+               clusters, (long long)a.T, (long long)a.C, r.plan.warps, r.plan.seg_chunks);
+  }
   CUDA_CHECK_LAUNCH();
 }
 
