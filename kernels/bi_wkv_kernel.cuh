@@ -160,6 +160,10 @@ DRWKV_BIWKV_UNROLL
   right = segment_carry_right<float>(block_right, read_right<false>(f), warp, W, Ls, w2);
 }
 
+// In an unnamed namespace: every .cu that includes this gets its own kernel instances, so the attributes
+// its launcher sets (the dynamic shared-memory limit) apply to exactly the functions it launches (shared
+// template instances across translation units left the opt-in limit on another module's copy).
+namespace {
 template <typename E, bool kBackward, bool kGlobalCarries>
 __global__ void __launch_bounds__(kMaxWarps * 32) bi_wkv_kernel(const KernelArgs<E> a) {
   unsigned char* sm = dynamic_smem();
@@ -347,4 +351,5 @@ DRWKV_BIWKV_UNROLL
   }
 }
 
+}  // namespace
 }  // namespace drwkv::kernels::bi_wkv_detail

@@ -108,6 +108,7 @@ inline cudaLaunchConfig_t launch_config(const Resolved& r, int64_t B, int64_t C,
   return cfg;
 }
 
+namespace {  // per translation unit, like the kernels themselves (bi_wkv_kernel.cuh)
 // The kernel variant of a plan: chunk carries in shared memory (the usual case) or in the workspace.
 template <typename E, bool kBackward> auto kernel_for(const Resolved& r) {
   return r.ws.rc_global ? &bi_wkv_kernel<E, kBackward, true> : &bi_wkv_kernel<E, kBackward, false>;
@@ -148,6 +149,8 @@ void launch_kernel(const Resolved& r, const KernelArgs<E>& a, int64_t B, int64_t
   }
   CUDA_CHECK_LAUNCH();
 }
+
+}  // namespace
 
 template <typename E>
 BiWkvLaunchInfo launch_info(const BiWkvPlan& o, int64_t T, bool backward) {
