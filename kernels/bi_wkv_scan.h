@@ -67,8 +67,8 @@ template <typename A> DRWKV_HD A max_(A x, A y) {
 }
 
 template <typename A> struct Sum {
-  A p, a, b;    // value 2^p·(a, b)
-  A da, db;     // ∂/∂w (natural w) of the value, scaled by 2^p; zero when not tracked
+  A p{}, a{}, b{};  // value 2^p·(a, b)
+  A da{}, db{};     // ∂/∂w (natural w) of the value, scaled by 2^p; zero when not tracked
 };
 
 template <typename A> DRWKV_HD Sum<A> empty_sum() { return {A(kEmpty), A(0), A(0), A(0), A(0)}; }
