@@ -53,12 +53,14 @@ struct Run {
 // Sums of one logging interval (all ranks agree on them).
 struct Interval {
   double loss = 0, mse = 0, vb = 0, samples = 0, grad_norm = 0, steps = 0, skipped = 0;
+  double data_wait_s = 0;  // time the training thread was blocked waiting for the loader
   Clock::time_point begin = Clock::now();
 };
 
 struct StepResult {
   bool skipped = false;
   double grad_norm = 0;
+  double data_wait_s = 0;
   std::vector<double> sums;  // [Σ loss, Σ mse, Σ vb, samples, stop]
 };
 
@@ -261,9 +263,12 @@ absl::StatusOr<StepResult> train_step(Run& r, bool want_stop) {
   // per-sample weight so that the reduced gradient is the mean over the global batch
   const double weight = 1.0 / double(r.recipe.train.micro_batch * r.accum);
   std::vector<Tensor> terms;
+  double data_wait = 0;
   for (int m = 0; m < r.accum; ++m) {
     if (r.reducer) r.reducer->set_reduce(m == r.accum - 1);
+    Clock::time_point wait_from = Clock::now();
     absl::StatusOr<data::Batch> batch = r.loader->next();
+    data_wait += std::chrono::duration<double>(Clock::now() - wait_from).count();
     if (!batch.ok()) return batch.status();
     models::TrainLoss tl = r.model.diffusion->training_loss(*r.model.model, train_batch(r, *batch), weight, true);
     tl.loss.backward();
@@ -286,6 +291,7 @@ absl::StatusOr<StepResult> train_step(Run& r, bool want_stop) {
   local.nonfinite = !std::isfinite(loss);
   local.sums = {loss, mse, vb, n, want_stop ? 1.0 : 0.0};
   StepResult out;
+  out.data_wait_s = data_wait;
   if (r.world_size > 1) {
     dist::AgreedStep a = dist::agree_step(r.world->comm(), local);
     out.grad_norm = a.grad_norm;
@@ -325,9 +331,10 @@ void log_progress(Run& r, Interval& iv, double lr) {
   double mfu = r.gemm_tflops > 0 ? ips * r.flops_per_image / (r.gemm_tflops * 1e12 * r.world_size) : 0;
   double n = std::max(iv.samples, 1.0);
   std::string mfu_s = r.gemm_tflops > 0 ? absl::StrFormat(" | MFU %.1f%%", 100 * mfu) : "";
-  log_info0("step %lld | loss %.4f (mse %.4f, vb %.4f) | grad norm %.3f | lr %.2e | %.1f img/s%s | ETA %s%s",
+  double wait_ms = 1e3 * iv.data_wait_s / std::max(iv.steps + iv.skipped, 1.0);
+  log_info0("step %lld | loss %.4f (mse %.4f, vb %.4f) | grad norm %.3f | lr %.2e | %.1f img/s%s | data wait %.2f ms/step | ETA %s%s",
             (long long)r.step, iv.loss / n, iv.mse / n, iv.vb / n, iv.grad_norm / std::max(iv.steps, 1.0), lr, ips,
-            mfu_s.c_str(), absl::StrFormat("%dm%02ds", int64_t(eta) / 60, int64_t(eta) % 60).c_str(),
+            mfu_s.c_str(), wait_ms, absl::StrFormat("%dm%02ds", int64_t(eta) / 60, int64_t(eta) % 60).c_str(),
             iv.skipped > 0 ? absl::StrFormat(" | skipped %d", int64_t(iv.skipped)).c_str() : "");
   if (r.rank == 0 && r.metrics.is_open()) {
     data::Json j = data::Json::object();
@@ -336,6 +343,7 @@ void log_progress(Run& r, Interval& iv, double lr) {
     j.set("grad_norm", data::Json::number(iv.grad_norm / std::max(iv.steps, 1.0))).set("lr", data::Json::number(lr));
     j.set("images_per_s", data::Json::number(ips)).set("mfu", data::Json::number(mfu));
     j.set("skipped", data::Json::integer(int64_t(iv.skipped))).set("elapsed_s", data::Json::number(run_secs));
+    j.set("data_wait_ms", data::Json::number(wait_ms));
     r.metrics << j.dump(0) << "\n";
     r.metrics.flush();
   }
@@ -457,6 +465,7 @@ absl::StatusOr<TrainSummary> train(const Recipe& recipe) {
     iv.mse += res->sums[1];
     iv.vb += res->sums[2];
     iv.samples += res->sums[3];
+    iv.data_wait_s += res->data_wait_s;
     if (r.step == first_step) {  // the first step includes start-up work (allocations, plans)
       measured_from = Clock::now();
     } else {
