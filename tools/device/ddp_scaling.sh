@@ -26,9 +26,13 @@ train() {  # ranks global_batch tag [env...]
     $b/apps/drwkv_train recipes/drwkv_b2_imagenet256.yaml --set data.path=/tmp/synth --set run.out_dir=/tmp/run-$tag \
     --set run.max_steps=$steps --set train.global_batch=$gb --set train.micro_batch=$per_gpu --set log.every_steps=10 \
     --set sample.every_steps=0 --set checkpoint.every_steps=0 --set data.threads=4 ${EXTRA:-} > $out/train-$tag.log 2>&1
-  echo "$tag: $(grep -E '^\[drwkv.*step (20|30) ' $out/train-$tag.log | tail -1 | sed 's/.*| \([0-9.]* img\/s\).*/\1/')  ($(grep -c 'bit-identical' $out/train-$tag.log) replica check)"
+  echo "$tag: $(grep -E '^\[drwkv.*step (20|30) ' $out/train-$tag.log | tail -1 | cut -d'|' -f6,8)  ($(grep -c 'bit-identical' $out/train-$tag.log) replica check)"
 }
 train 1 $per_gpu 1gpu
+if (( ngpu >= 4 )); then
+  train 2 $((per_gpu * 2)) 2gpu-nvlink
+  train 2 $((per_gpu * 2)) 2gpu-net NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1
+fi
 train $ngpu $((per_gpu * ngpu)) ${ngpu}gpu-nvlink
 train $ngpu $((per_gpu * ngpu)) ${ngpu}gpu-net NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1
 EXTRA="--set dist.reduce_dtype=bf16" train $ngpu $((per_gpu * ngpu)) ${ngpu}gpu-net-bf16 NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1
