@@ -28,16 +28,8 @@ __global__ void loss_forward_kernel(acc_t<T>* terms, const T* out, const T* x0, 
   A mse = 0, vb = 0;
   for (int64_t j = threadIdx.x; j < C * P; j += blockDim.x) {
     int64_t ch = j / P, p = j % P;
-    int64_t i = b * C * P + j;
-    A eh = load_as<A>(out[(b * Cout + ch) * P + p]);
-    A d = load_as<A>(eps[i]) - eh;
-    mse += d * d;
-    if (learned) {
-      A lv = learned_logvar(load_as<A>(out[(b * Cout + C + ch) * P + p]), c);
-      A value, dv;
-      vb_term(load_as<A>(x0[i]), load_as<A>(xt[i]), eh, lv, c, &value, &dv);
-      vb += value;
-    }
+    loss_element_terms(out, x0, xt, eps, c, b * C * P + j, (b * Cout + ch) * P + p, (b * Cout + C + ch) * P + p,
+                       learned, &mse, &vb);
   }
   mse = cuda::block_sum(mse, scratch);
   vb = cuda::block_sum(vb, scratch);
@@ -53,20 +45,11 @@ __global__ void loss_backward_kernel(T* dout, const acc_t<T>* g, const T* out, c
                                      const acc_t<T>* coef, int64_t B, int64_t C, int64_t P, bool learned) {
   using A = acc_t<T>;
   const int64_t Cout = learned ? 2 * C : C, n = B * C * P;
-  const A inv_n = A(1) / A(C * P), inv_ln2 = A(1.4426950408889634);
+  const A inv_n = A(1) / A(C * P);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t b = i / (C * P), j = i % (C * P), ch = j / P, p = j % P;
-    const A* c = coef + b * kCoefs;
-    int64_t ie = (b * Cout + ch) * P + p;
-    A eh = load_as<A>(out[ie]);
-    dout[ie] = store_as<T>(g[b] * A(-2) * (load_as<A>(eps[i]) - eh) * inv_n);
-    if (learned) {
-      int64_t iv = (b * Cout + C + ch) * P + p;
-      A lv = learned_logvar(load_as<A>(out[iv]), c);
-      A value, dv;
-      vb_term(load_as<A>(x0[i]), load_as<A>(xt[i]), eh, lv, c, &value, &dv);
-      dout[iv] = store_as<T>(g[b] * dv * A(0.5) * (c[6] - c[7]) * inv_n * inv_ln2);
-    }
+    loss_element_backward(dout, out, x0, xt, eps, coef + b * kCoefs, g[b], i, (b * Cout + ch) * P + p,
+                          (b * Cout + C + ch) * P + p, learned, inv_n);
   }
 }
 
@@ -77,12 +60,8 @@ __global__ void ddpm_kernel(T* x, const T* out, const T* z, const acc_t<T>* coef
   const int64_t Cout = learned ? 2 * C : C, n = B * C * P;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t b = i / (C * P), j = i % (C * P), ch = j / P, p = j % P;
-    const A* c = coef + b * kCoefs;
-    A xv = load_as<A>(x[i]);
-    A eh = load_as<A>(out[(b * Cout + ch) * P + p]);
-    A lv = learned ? learned_logvar(load_as<A>(out[(b * Cout + C + ch) * P + p]), c) : c[6];
-    A mu = c[4] * (c[2] * xv - c[3] * eh) + c[5] * xv;
-    x[i] = store_as<T>(mu + c[11] * exp_(A(0.5) * lv) * load_as<A>(z[i]));
+    x[i] = store_as<T>(ddpm_element(x, out, z, coef + b * kCoefs, i, (b * Cout + ch) * P + p, (b * Cout + C + ch) * P + p,
+                                    learned));
   }
 }
 

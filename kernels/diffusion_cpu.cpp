@@ -26,16 +26,11 @@ void diffusion_loss_forward_cpu(acc_t<T>* terms, const T* out, const T* x0, cons
     double mse = 0, vb = 0;  // float64 sums on the host oracle
     for (int64_t ch = 0; ch < C; ++ch)
       for (int64_t p = 0; p < P; ++p) {
-        int64_t i = (b * C + ch) * P + p;
-        A eh = load_as<A>(out[(b * Cout + ch) * P + p]);
-        A d = load_as<A>(eps[i]) - eh;
-        mse += double(d * d);
-        if (learned) {
-          A lv = learned_logvar(load_as<A>(out[(b * Cout + C + ch) * P + p]), c);
-          A value, dv;
-          vb_term(load_as<A>(x0[i]), load_as<A>(xt[i]), eh, lv, c, &value, &dv);
-          vb += double(value);
-        }
+        A m = 0, v = 0;
+        loss_element_terms(out, x0, xt, eps, c, (b * C + ch) * P + p, (b * Cout + ch) * P + p,
+                           (b * Cout + C + ch) * P + p, learned, &m, &v);
+        mse += double(m);
+        vb += double(v);
       }
     double n = double(C * P);
     terms[2 * b] = A(mse / n);
@@ -48,24 +43,12 @@ void diffusion_loss_backward_cpu(T* dout, const acc_t<T>* g, const T* out, const
                                  const acc_t<T>* coef, int64_t B, int64_t C, int64_t P, bool learned) {
   using A = acc_t<T>;
   const int64_t Cout = learned ? 2 * C : C;
-  const A inv_n = A(1) / A(C * P), inv_ln2 = A(1.0 / std::log(2.0));
-  for (int64_t b = 0; b < B; ++b) {
-    const A* c = coef + b * kCoefs;
+  const A inv_n = A(1) / A(C * P);
+  for (int64_t b = 0; b < B; ++b)
     for (int64_t ch = 0; ch < C; ++ch)
-      for (int64_t p = 0; p < P; ++p) {
-        int64_t i = (b * C + ch) * P + p;
-        int64_t ie = (b * Cout + ch) * P + p;
-        A eh = load_as<A>(out[ie]);
-        dout[ie] = store_as<T>(g[b] * A(-2) * (load_as<A>(eps[i]) - eh) * inv_n);
-        if (learned) {
-          int64_t iv = (b * Cout + C + ch) * P + p;
-          A lv = learned_logvar(load_as<A>(out[iv]), c);
-          A value, dv;
-          vb_term(load_as<A>(x0[i]), load_as<A>(xt[i]), eh, lv, c, &value, &dv);
-          dout[iv] = store_as<T>(g[b] * dv * A(0.5) * (c[6] - c[7]) * inv_n * inv_ln2);
-        }
-      }
-  }
+      for (int64_t p = 0; p < P; ++p)
+        loss_element_backward(dout, out, x0, xt, eps, coef + b * kCoefs, g[b], (b * C + ch) * P + p,
+                              (b * Cout + ch) * P + p, (b * Cout + C + ch) * P + p, learned, inv_n);
 }
 
 template <typename T>
@@ -78,11 +61,7 @@ void diffusion_ddpm_step_cpu(T* x, const T* out, const T* z, const acc_t<T>* coe
     for (int64_t ch = 0; ch < C; ++ch)
       for (int64_t p = 0; p < P; ++p) {
         int64_t i = (b * C + ch) * P + p;
-        A xv = load_as<A>(x[i]);
-        A eh = load_as<A>(out[(b * Cout + ch) * P + p]);
-        A lv = learned ? learned_logvar(load_as<A>(out[(b * Cout + C + ch) * P + p]), c) : c[6];
-        A mu = c[4] * (c[2] * xv - c[3] * eh) + c[5] * xv;
-        x[i] = store_as<T>(mu + c[11] * std::exp(A(0.5) * lv) * load_as<A>(z[i]));
+        x[i] = store_as<T>(ddpm_element(x, out, z, c, i, (b * Cout + ch) * P + p, (b * Cout + C + ch) * P + p, learned));
       }
   }
 }

@@ -68,4 +68,43 @@ template <typename A> DRWKV_HD A learned_logvar(A v, const A* c) {
   return f * c[6] + (A(1) - f) * c[7];
 }
 
+// One element of the hybrid loss (the CPU and CUDA kernels differ only in how they iterate): element i of
+// the data [B, C, P], ie/iv its ε̂ and v positions in the model output [B, 2C (or C), P], coefficient row c.
+// Adds (ε − ε̂)² to *mse and the vb value (nats) to *vb.
+template <typename A, typename T>
+DRWKV_HD void loss_element_terms(const T* out, const T* x0, const T* xt, const T* eps, const A* c, int64_t i, int64_t ie,
+                                 int64_t iv, bool learned, A* mse, A* vb) {
+  A eh = load_as<A>(out[ie]);
+  A d = load_as<A>(eps[i]) - eh;
+  *mse += d * d;
+  if (learned) {
+    A value, dv;
+    vb_term(load_as<A>(x0[i]), load_as<A>(xt[i]), eh, learned_logvar(load_as<A>(out[iv]), c), c, &value, &dv);
+    *vb += value;
+  }
+}
+
+// dout at ie (and iv) = g · ∂(mse + vb)/∂out for one element; inv_n = 1 / (C·P). ε̂ gets only the MSE
+// gradient (stop-gradient inside vb), v only the vb one (∂logσ²/∂v = ½(log β − logβ̃c), vb in bits).
+template <typename A, typename T>
+DRWKV_HD void loss_element_backward(T* dout, const T* out, const T* x0, const T* xt, const T* eps, const A* c, A g,
+                                    int64_t i, int64_t ie, int64_t iv, bool learned, A inv_n) {
+  A eh = load_as<A>(out[ie]);
+  dout[ie] = store_as<T>(g * A(-2) * (load_as<A>(eps[i]) - eh) * inv_n);
+  if (learned) {
+    A value, dv;
+    vb_term(load_as<A>(x0[i]), load_as<A>(xt[i]), eh, learned_logvar(load_as<A>(out[iv]), c), c, &value, &dv);
+    dout[iv] = store_as<T>(g * dv * A(0.5) * (c[6] - c[7]) * inv_n * A(1.4426950408889634));
+  }
+}
+
+// x_{t−1} of one element from x_t (DDPM, §5.3); z is the fresh noise.
+template <typename A, typename T>
+DRWKV_HD A ddpm_element(const T* x, const T* out, const T* z, const A* c, int64_t i, int64_t ie, int64_t iv, bool learned) {
+  A xv = load_as<A>(x[i]);
+  A lv = learned ? learned_logvar(load_as<A>(out[iv]), c) : c[6];
+  A mu = c[4] * (c[2] * xv - c[3] * load_as<A>(out[ie])) + c[5] * xv;
+  return mu + c[11] * exp_(A(0.5) * lv) * load_as<A>(z[i]);
+}
+
 }  // namespace drwkv::kernels::diffusion_math
