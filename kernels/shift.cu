@@ -17,6 +17,19 @@ namespace drwkv::kernels {
 namespace {
 using namespace cuda;
 
+// The VW channels at c0 of the neighbour token `src` of the same image (row b), or zeros where the
+// shift falls off the grid (src < 0).
+template <typename T, int VW>
+__device__ __forceinline__ void load_neighbour(const T* __restrict__ x, int64_t b, int64_t tokens, int64_t src,
+                                               int64_t C, int64_t c0, float (&v)[VW]) {
+  if (src >= 0) {
+    load_vec<VW>(x + (b * tokens + src) * C + c0, v);
+  } else {
+#pragma unroll
+    for (int j = 0; j < VW; ++j) v[j] = 0.f;
+  }
+}
+
 template <typename T, int VW, int M>
 __global__ void qshift_forward_kernel(MixPtrs<T*> outs, const T* __restrict__ x, MixPtrs<const float*> mus,
                                       int64_t rows, int grid_h, int grid_w, int64_t C) {
@@ -34,12 +47,7 @@ __global__ void qshift_forward_kernel(MixPtrs<T*> outs, const T* __restrict__ x,
       const int64_t src = qshift_source(q, t, grid_h, grid_w);
       A xv[VW], qv[VW];
       load_vec<VW>(x + r * C + c0, xv);
-      if (src >= 0) {
-        load_vec<VW>(x + (b * tokens + src) * C + c0, qv);
-      } else {
-#pragma unroll
-        for (int j = 0; j < VW; ++j) qv[j] = A(0);
-      }
+      load_neighbour<T, VW>(x, b, tokens, src, C, c0, qv);
 #pragma unroll
       for (int m = 0; m < M; ++m) {
         A o[VW];
@@ -81,12 +89,7 @@ __global__ void qshift_backward_kernel(T* __restrict__ dx, MixPtrs<const T*> dou
         A xv[VW], qv[VW], acc[VW];
         if (partial) {
           load_vec<VW>(x + r * C + c0, xv);
-          if (src >= 0) {
-            load_vec<VW>(x + (b * tokens + src) * C + c0, qv);
-          } else {
-#pragma unroll
-            for (int j = 0; j < VW; ++j) qv[j] = A(0);
-          }
+          load_neighbour<T, VW>(x, b, tokens, src, C, c0, qv);
 #pragma unroll
           for (int j = 0; j < VW; ++j) xv[j] -= qv[j];  // x − Q
         }

@@ -14,14 +14,15 @@
 
 namespace drwkv::kernels {
 namespace {
+using testing::random_uniform_via_f32;
+using testing::sum_tolerance;
+using testing::to_f64;
 const Device kGpu = Device::cuda(0);
 StreamHandle stream() { return current_stream(0).handle(); }
-Tensor rnd(const Shape& s, DType dt, Device dev, uint64_t seed, double lo = -1, double hi = 1) {
-  return testing::random_uniform(s, DType::F32, Device::cpu(), seed, lo, hi).to(dev, dt);
+template <typename T>
+T* p(const Tensor& t) {
+  return static_cast<T*>(t.data());
 }
-Tensor f64(const Tensor& t) { return t.to(Device::cpu(), DType::F64); }
-template <typename T> T* p(const Tensor& t) { return static_cast<T*>(t.data()); }
-testing::Tolerance sum_tol(int64_t terms) { return {1e-4, 2e-6 * double(terms)}; }
 
 struct Case {
   int64_t B, T, C;
@@ -37,10 +38,10 @@ void check_layernorm_modulate(const Case& k, uint64_t seed) {
   const std::string what = "B " + std::to_string(B) + " T " + std::to_string(T) + " C " + std::to_string(C) +
                            (k.affine ? " affine" : "") + (k.accumulate ? " acc" : "") + " pad " +
                            std::to_string(k.stride_pad) + " " + std::string(dtype_name(ty));
-  Tensor h = rnd(Shape{B, T, C}, DType::F32, kGpu, seed, -2, 3), h64 = f64(h);
-  Tensor w = rnd(Shape{C}, DType::F32, kGpu, seed + 1, 0.5, 1.5), w64 = f64(w);
-  Tensor bias = rnd(Shape{C}, DType::F32, kGpu, seed + 2), b64 = f64(bias);
-  Tensor mod = rnd(Shape{B, ms}, DType::F32, kGpu, seed + 3), mod64 = f64(mod);
+  Tensor h = random_uniform_via_f32(Shape{B, T, C}, DType::F32, kGpu, seed, -2, 3), h64 = to_f64(h);
+  Tensor w = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 1, 0.5, 1.5), w64 = to_f64(w);
+  Tensor bias = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 2), b64 = to_f64(bias);
+  Tensor mod = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 3), mod64 = to_f64(mod);
   const float* wg = k.affine ? p<float>(w) : nullptr;
   const float* bg = k.affine ? p<float>(bias) : nullptr;
   const double* wr = k.affine ? p<double>(w64) : nullptr;
@@ -58,13 +59,14 @@ void check_layernorm_modulate(const Case& k, uint64_t seed) {
   EXPECT_TENSORS_CLOSE(mean, mean64, (testing::Tolerance{2e-5, 1e-5}), what + " mean", seed);
   EXPECT_TENSORS_CLOSE(rstd, rstd64, (testing::Tolerance{5e-5, 1e-5}), what + " rstd", seed);
   // backward, from the statistics the GPU saved (the reference uses the same ones)
-  Tensor stat_m = f64(mean), stat_r = f64(rstd);
-  Tensor dy = rnd(Shape{B, T, C}, ty, kGpu, seed + 4), dy64 = f64(dy);
-  Tensor dh = k.accumulate ? rnd(Shape{B, T, C}, DType::F32, kGpu, seed + 5) : testing::poisoned(Shape{B, T, C}, DType::F32, kGpu);
-  Tensor dh64 = k.accumulate ? f64(dh) : Tensor::empty(Shape{B, T, C}, DType::F64);
-  Tensor dw = rnd(Shape{C}, DType::F32, kGpu, seed + 6), dw64 = f64(dw);
-  Tensor db = rnd(Shape{C}, DType::F32, kGpu, seed + 7), db64 = f64(db);
-  Tensor dmod = rnd(Shape{B, ms}, DType::F32, kGpu, seed + 8), dmod64 = f64(dmod);
+  Tensor stat_m = to_f64(mean), stat_r = to_f64(rstd);
+  Tensor dy = random_uniform_via_f32(Shape{B, T, C}, ty, kGpu, seed + 4), dy64 = to_f64(dy);
+  Tensor dh = k.accumulate ? random_uniform_via_f32(Shape{B, T, C}, DType::F32, kGpu, seed + 5)
+                           : testing::poisoned(Shape{B, T, C}, DType::F32, kGpu);
+  Tensor dh64 = k.accumulate ? to_f64(dh) : Tensor::empty(Shape{B, T, C}, DType::F64);
+  Tensor dw = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 6), dw64 = to_f64(dw);
+  Tensor db = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 7), db64 = to_f64(db);
+  Tensor dmod = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 8), dmod64 = to_f64(dmod);
   Tensor ws = Tensor::empty(Shape{layernorm_modulate_workspace(B, T, C)}, DType::F32, kGpu);
   ws.fill_(std::nan(""));
   layernorm_modulate_backward_cpu<double, double>(
@@ -77,9 +79,9 @@ void check_layernorm_modulate(const Case& k, uint64_t seed) {
                                               p<float>(rstd), wg, bg, p<float>(mod) + sc * C, ms, B, T, C, k.accumulate,
                                               p<float>(ws), stream());
   EXPECT_TENSORS_CLOSE(dh, dh64, (testing::Tolerance{1e-4, 1e-4}), what + " dh", seed);
-  EXPECT_TENSORS_CLOSE(dmod, dmod64, sum_tol(T), what + " dmod (shift, scale; other chunks untouched)", seed);
-  EXPECT_TENSORS_CLOSE(dw, dw64, sum_tol(B * T), what + " dweight", seed);
-  EXPECT_TENSORS_CLOSE(db, db64, sum_tol(B * T), what + " dbias", seed);
+  EXPECT_TENSORS_CLOSE(dmod, dmod64, sum_tolerance(T), what + " dmod (shift, scale; other chunks untouched)", seed);
+  EXPECT_TENSORS_CLOSE(dw, dw64, sum_tolerance(B * T), what + " dweight", seed);
+  EXPECT_TENSORS_CLOSE(db, db64, sum_tolerance(B * T), what + " dbias", seed);
 }
 
 template <typename TY>
@@ -89,12 +91,12 @@ void check_gated_residual(const Case& k, uint64_t seed) {
   const int gc = 2;
   const std::string what = "gated B " + std::to_string(B) + " T " + std::to_string(T) + " C " + std::to_string(C) +
                            (k.accumulate ? " acc" : "") + " " + std::string(dtype_name(ty));
-  Tensor h = rnd(Shape{B, T, C}, DType::F32, kGpu, seed), h64 = f64(h);
-  Tensor y = rnd(Shape{B, T, C}, ty, kGpu, seed + 1), y64 = f64(y);
-  Tensor mod = rnd(Shape{B, ms}, DType::F32, kGpu, seed + 2), mod64 = f64(mod);
+  Tensor h = random_uniform_via_f32(Shape{B, T, C}, DType::F32, kGpu, seed), h64 = to_f64(h);
+  Tensor y = random_uniform_via_f32(Shape{B, T, C}, ty, kGpu, seed + 1), y64 = to_f64(y);
+  Tensor mod = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 2), mod64 = to_f64(mod);
   std::vector<float> sv;
   for (int64_t b = 0; b < B; ++b) sv.push_back(b % 3 == 1 ? 0.f : 1.f / 0.9f);
-  Tensor ss = Tensor::from_vector(sv, Shape{B}, kGpu), ss64 = f64(ss);
+  Tensor ss = Tensor::from_vector(sv, Shape{B}, kGpu), ss64 = to_f64(ss);
   for (const bool scaled : {false, true}) {
     const float* sg = scaled ? p<float>(ss) : nullptr;
     const double* sr = scaled ? p<double>(ss64) : nullptr;
@@ -109,10 +111,11 @@ void check_gated_residual(const Case& k, uint64_t seed) {
                                            B, T, C, stream());
     EXPECT_TENSORS_CLOSE(inplace, out64, testing::tolerance_for(DType::F32), what + " out in place", seed);
 
-    Tensor dout = rnd(Shape{B, T, C}, DType::F32, kGpu, seed + 3), dout64 = f64(dout);
-    Tensor dy = k.accumulate ? rnd(Shape{B, T, C}, ty, kGpu, seed + 4) : testing::poisoned(Shape{B, T, C}, ty, kGpu);
-    Tensor dy64 = k.accumulate ? f64(dy) : Tensor::empty(Shape{B, T, C}, DType::F64);
-    Tensor dmod = rnd(Shape{B, ms}, DType::F32, kGpu, seed + 5), dmod64 = f64(dmod);
+    Tensor dout = random_uniform_via_f32(Shape{B, T, C}, DType::F32, kGpu, seed + 3), dout64 = to_f64(dout);
+    Tensor dy = k.accumulate ? random_uniform_via_f32(Shape{B, T, C}, ty, kGpu, seed + 4)
+                             : testing::poisoned(Shape{B, T, C}, ty, kGpu);
+    Tensor dy64 = k.accumulate ? to_f64(dy) : Tensor::empty(Shape{B, T, C}, DType::F64);
+    Tensor dmod = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 5), dmod64 = to_f64(dmod);
     Tensor ws = Tensor::empty(Shape{gated_residual_workspace(B, T, C)}, DType::F32, kGpu);
     ws.fill_(std::nan(""));
     gated_residual_backward_cpu<double, double>(p<double>(dy64), p<double>(dmod64) + gc * C, p<double>(dout64),
@@ -121,7 +124,7 @@ void check_gated_residual(const Case& k, uint64_t seed) {
     gated_residual_backward_cuda<float, TY>(p<TY>(dy), p<float>(dmod) + gc * C, p<float>(dout), p<TY>(y),
                                             p<float>(mod) + gc * C, ms, sg, B, T, C, k.accumulate, p<float>(ws), stream());
     EXPECT_TENSORS_CLOSE(dy, dy64, testing::tolerance_for(ty), what + " dy", seed);
-    EXPECT_TENSORS_CLOSE(dmod, dmod64, sum_tol(T), what + " dgate", seed);
+    EXPECT_TENSORS_CLOSE(dmod, dmod64, sum_tolerance(T), what + " dgate", seed);
   }
 }
 
@@ -154,9 +157,11 @@ TEST(AdaLNGpu, GatedResidualMatchesCpu) {
 TEST(AdaLNGpu, ParameterGradientsAreDeterministic) {
   DRWKV_REQUIRE_GPU();
   const int64_t B = 64, T = 256, C = 384, ms = 6 * C;
-  Tensor h = rnd(Shape{B, T, C}, DType::F32, kGpu, 1), dy = rnd(Shape{B, T, C}, DType::BF16, kGpu, 2);
-  Tensor w = rnd(Shape{C}, DType::F32, kGpu, 3), bias = rnd(Shape{C}, DType::F32, kGpu, 4);
-  Tensor mod = rnd(Shape{B, ms}, DType::F32, kGpu, 5);
+  Tensor h = random_uniform_via_f32(Shape{B, T, C}, DType::F32, kGpu, 1),
+         dy = random_uniform_via_f32(Shape{B, T, C}, DType::BF16, kGpu, 2);
+  Tensor w = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, 3),
+         bias = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, 4);
+  Tensor mod = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, 5);
   Tensor y = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu), mean = Tensor::empty(Shape{B * T}, DType::F32, kGpu),
          rstd = Tensor::empty(Shape{B * T}, DType::F32, kGpu), dh = Tensor::empty(Shape{B, T, C}, DType::F32, kGpu);
   Tensor ws = Tensor::empty(Shape{layernorm_modulate_workspace(B, T, C)}, DType::F32, kGpu);

@@ -14,12 +14,11 @@
 
 namespace drwkv::kernels {
 namespace {
+using testing::random_uniform_via_f32;
+using testing::sum_tolerance;
+using testing::to_f64;
 const Device kGpu = Device::cuda(0);
 StreamHandle stream() { return current_stream(0).handle(); }
-Tensor rnd(const Shape& s, DType dt, Device dev, uint64_t seed, double lo = -1, double hi = 1) {
-  return testing::random_uniform(s, DType::F32, Device::cpu(), seed, lo, hi).to(dev, dt);
-}
-Tensor f64(const Tensor& t) { return t.to(Device::cpu(), DType::F64); }
 template <typename T> T* p(const Tensor& t) { return static_cast<T*>(t.data()); }
 
 DecoderDims dims(int64_t B, int gh, int gw, int64_t C, int P, int Co) {
@@ -41,10 +40,10 @@ void check(const DecoderDims& d, bool accumulate, uint64_t seed) {
   const std::string what = "B " + std::to_string(B) + " grid " + std::to_string(d.grid_h) + "x" + std::to_string(d.grid_w) +
                            " C " + std::to_string(C) + " P " + std::to_string(d.patch) + " Cout " +
                            std::to_string(d.out_channels) + (accumulate ? " acc " : " ") + std::string(dtype_name(dt));
-  Tensor h = rnd(Shape{B, d.tokens(), C}, dt, kGpu, seed, -2, 3), h64 = f64(h);
-  Tensor mod = rnd(Shape{B, 2 * C}, DType::F32, kGpu, seed + 1), mod64 = f64(mod);
-  Tensor w = rnd(Shape{N, C}, DType::F32, kGpu, seed + 2), w64 = f64(w);
-  Tensor b = rnd(Shape{N}, DType::F32, kGpu, seed + 3), b64 = f64(b);
+  Tensor h = random_uniform_via_f32(Shape{B, d.tokens(), C}, dt, kGpu, seed, -2, 3), h64 = to_f64(h);
+  Tensor mod = random_uniform_via_f32(Shape{B, 2 * C}, DType::F32, kGpu, seed + 1), mod64 = to_f64(mod);
+  Tensor w = random_uniform_via_f32(Shape{N, C}, DType::F32, kGpu, seed + 2), w64 = to_f64(w);
+  Tensor b = random_uniform_via_f32(Shape{N}, DType::F32, kGpu, seed + 3), b64 = to_f64(b);
   Tensor ws = Tensor::empty(Shape{linear_decoder_workspace(d)}, DType::F32, kGpu);
   ws.fill_(std::nan(""));
   Tensor out = testing::poisoned(img, dt, kGpu), mean = testing::poisoned(Shape{rows}, DType::F32, kGpu),
@@ -62,13 +61,14 @@ void check(const DecoderDims& d, bool accumulate, uint64_t seed) {
   EXPECT_TENSORS_CLOSE(rstd, rstd64, (testing::Tolerance{5e-5, 1e-5}), what + " rstd", seed);
 
   // backward from the GPU's statistics and output (the CPU reference ignores the output)
-  Tensor stat_m = f64(mean), stat_r = f64(rstd);
-  Tensor dout = rnd(img, dt, kGpu, seed + 4), dout64 = f64(dout);
-  Tensor dh = accumulate ? rnd(Shape{B, d.tokens(), C}, dt, kGpu, seed + 5) : testing::poisoned(Shape{B, d.tokens(), C}, dt, kGpu);
-  Tensor dh64 = accumulate ? f64(dh) : Tensor::empty(Shape{B, d.tokens(), C}, DType::F64);
-  Tensor dmod = rnd(Shape{B, 2 * C}, DType::F32, kGpu, seed + 6), dmod64 = f64(dmod);
-  Tensor dw = rnd(Shape{N, C}, DType::F32, kGpu, seed + 7), dw64 = f64(dw);
-  Tensor db = rnd(Shape{N}, DType::F32, kGpu, seed + 8), db64 = f64(db);
+  Tensor stat_m = to_f64(mean), stat_r = to_f64(rstd);
+  Tensor dout = random_uniform_via_f32(img, dt, kGpu, seed + 4), dout64 = to_f64(dout);
+  Tensor dh = accumulate ? random_uniform_via_f32(Shape{B, d.tokens(), C}, dt, kGpu, seed + 5)
+                         : testing::poisoned(Shape{B, d.tokens(), C}, dt, kGpu);
+  Tensor dh64 = accumulate ? to_f64(dh) : Tensor::empty(Shape{B, d.tokens(), C}, DType::F64);
+  Tensor dmod = random_uniform_via_f32(Shape{B, 2 * C}, DType::F32, kGpu, seed + 6), dmod64 = to_f64(dmod);
+  Tensor dw = random_uniform_via_f32(Shape{N, C}, DType::F32, kGpu, seed + 7), dw64 = to_f64(dw);
+  Tensor db = random_uniform_via_f32(Shape{N}, DType::F32, kGpu, seed + 8), db64 = to_f64(db);
   linear_decoder_backward_cpu<double>(p<double>(dh64), p<double>(dmod64), p<double>(dw64), p<double>(db64),
                                       p<double>(dout64), nullptr, p<double>(h64), p<double>(stat_m), p<double>(stat_r),
                                       p<double>(mod64), p<double>(w64), p<double>(b64), d, accumulate, nullptr);
@@ -112,11 +112,12 @@ TEST(LinearDecoderGpu, WeightGradientIsDeterministic) {
   DRWKV_REQUIRE_GPU();
   const DecoderDims d = dims(64, 16, 16, 384, 2, 8);
   const int64_t rows = d.batch * d.tokens(), N = d.n_out();
-  Tensor h = rnd(Shape{d.batch, d.tokens(), d.C}, DType::F32, kGpu, 1);
-  Tensor mod = rnd(Shape{d.batch, 2 * d.C}, DType::F32, kGpu, 2), w = rnd(Shape{N, d.C}, DType::F32, kGpu, 3),
-         b = rnd(Shape{N}, DType::F32, kGpu, 4);
+  Tensor h = random_uniform_via_f32(Shape{d.batch, d.tokens(), d.C}, DType::F32, kGpu, 1);
+  Tensor mod = random_uniform_via_f32(Shape{d.batch, 2 * d.C}, DType::F32, kGpu, 2),
+         w = random_uniform_via_f32(Shape{N, d.C}, DType::F32, kGpu, 3),
+         b = random_uniform_via_f32(Shape{N}, DType::F32, kGpu, 4);
   Tensor out = Tensor::empty(Shape{d.batch, d.out_channels, 32, 32}, DType::F32, kGpu);
-  Tensor dout = rnd(out.shape(), DType::F32, kGpu, 5);
+  Tensor dout = random_uniform_via_f32(out.shape(), DType::F32, kGpu, 5);
   Tensor mean = Tensor::empty(Shape{rows}, DType::F32, kGpu), rstd = Tensor::empty(Shape{rows}, DType::F32, kGpu);
   Tensor ws = Tensor::empty(Shape{linear_decoder_workspace(d)}, DType::F32, kGpu);
   linear_decoder_forward_cuda<float>(p<float>(out), p<float>(mean), p<float>(rstd), p<float>(h), p<float>(mod), p<float>(w),

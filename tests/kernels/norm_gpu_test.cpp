@@ -32,8 +32,6 @@ Tensor gpu_copy(const Tensor& host, int shift, Tensor* keep) {
   return v;
 }
 
-Tolerance f32_sum_tol(int64_t terms) { return {1e-4, 2e-6 * double(std::max<int64_t>(terms, 1))}; }
-
 struct GnCase {
   int64_t rows, C, groups;  // groups = 0: the LayerNorm launchers
 };
@@ -100,8 +98,8 @@ void check_groupnorm(const GnCase& c, bool affine, int shift, uint64_t seed) {
   const Tolerance dx_tol = dt == DType::F32 ? Tolerance{1e-4, 1e-4} : testing::tolerance_for(dt);
   EXPECT_TENSORS_CLOSE(dxg, dx_ref, dx_tol, what + " dx", seed);
   if (affine) {
-    EXPECT_TENSORS_CLOSE(dwg, dw_ref, f32_sum_tol(rows), what + " dweight", seed);
-    EXPECT_TENSORS_CLOSE(dbg, db_ref, f32_sum_tol(rows), what + " dbias", seed);
+    EXPECT_TENSORS_CLOSE(dwg, dw_ref, testing::sum_tolerance(rows), what + " dweight", seed);
+    EXPECT_TENSORS_CLOSE(dbg, db_ref, testing::sum_tolerance(rows), what + " dbias", seed);
   }
   // accumulate into dx0, and in place (dx = dy); no parameter gradients requested
   Tensor acc_g = dx0.to(kGpu);

@@ -13,15 +13,15 @@
 
 namespace drwkv::kernels {
 namespace {
+using testing::random_uniform_via_f32;
+using testing::sum_tolerance;
+using testing::to_f64;
 const Device kGpu = Device::cuda(0);
 StreamHandle stream() { return current_stream(0).handle(); }
-Tensor rnd(const Shape& s, DType dt, Device dev, uint64_t seed, double lo = -1, double hi = 1) {
-  return testing::random_uniform(s, DType::F32, Device::cpu(), seed, lo, hi).to(dev, dt);
+template <typename T>
+T* p(const Tensor& t) {
+  return static_cast<T*>(t.data());
 }
-Tensor f64(const Tensor& t) { return t.to(Device::cpu(), DType::F64); }
-template <typename T> T* p(const Tensor& t) { return static_cast<T*>(t.data()); }
-// sums over many rows: absolute tolerance scaled by the number of terms
-testing::Tolerance sum_tol(int64_t terms) { return {1e-4, 2e-6 * double(terms)}; }
 
 // `offset` > 0 shifts every token tensor by that many elements inside a larger buffer (unaligned views).
 template <typename T>
@@ -30,13 +30,13 @@ void check(int64_t B, int gh, int gw, int64_t C, int M, bool accumulate, bool nu
   const int64_t n = B * gh * gw * C;
   const Shape s{B, int64_t(gh) * gw, C};
   auto token_tensor = [&](uint64_t sd) {
-    Tensor big = rnd(Shape{n + offset}, dt, kGpu, sd);
+    Tensor big = random_uniform_via_f32(Shape{n + offset}, dt, kGpu, sd);
     return big.narrow(0, offset, n).view(s);
   };
   const std::string what = "B " + std::to_string(B) + " grid " + std::to_string(gh) + "x" + std::to_string(gw) + " C " +
                            std::to_string(C) + " M " + std::to_string(M) + " " + std::string(dtype_name(dt)) +
                            (offset ? " unaligned" : "");
-  Tensor x = token_tensor(seed), x64 = f64(x);
+  Tensor x = token_tensor(seed), x64 = to_f64(x);
   std::vector<Tensor> mu, mu64, outs, refs, douts, douts64;
   MixPtrs<T*> og;
   MixPtrs<double*> o64;
@@ -45,13 +45,13 @@ void check(int64_t B, int gh, int gw, int64_t C, int M, bool accumulate, bool nu
   MixPtrs<const T*> dg;
   MixPtrs<const double*> d64;
   for (int m = 0; m < M; ++m) {
-    mu.push_back(rnd(Shape{C}, DType::F32, kGpu, seed + 10 + m, 0, 1));
-    mu64.push_back(f64(mu.back()));
+    mu.push_back(random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 10 + m, 0, 1));
+    mu64.push_back(to_f64(mu.back()));
     Tensor big = testing::poisoned(Shape{n + offset}, dt, kGpu);
     outs.push_back(big.narrow(0, offset, n).view(s));
     refs.push_back(Tensor::empty(s, DType::F64));
     douts.push_back(token_tensor(seed + 20 + m));
-    douts64.push_back(f64(douts.back()));
+    douts64.push_back(to_f64(douts.back()));
     og.p[m] = p<T>(outs.back());
     o64.p[m] = p<double>(refs.back());
     mg.p[m] = p<float>(mu.back());
@@ -66,13 +66,13 @@ void check(int64_t B, int gh, int gw, int64_t C, int M, bool accumulate, bool nu
 
   // backward: dx starts from a partial sum when accumulating, else poisoned; dμ always accumulate
   Tensor dx = accumulate ? token_tensor(seed + 30) : testing::poisoned(s, dt, kGpu);
-  Tensor dx64 = accumulate ? f64(dx) : Tensor::empty(s, DType::F64);
+  Tensor dx64 = accumulate ? to_f64(dx) : Tensor::empty(s, DType::F64);
   std::vector<Tensor> dmu, dmu64;
   MixPtrs<float*> dmg;
   MixPtrs<double*> dm64;
   for (int m = 0; m < M; ++m) {
-    dmu.push_back(rnd(Shape{C}, DType::F32, kGpu, seed + 40 + m));
-    dmu64.push_back(f64(dmu.back()));
+    dmu.push_back(random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 40 + m));
+    dmu64.push_back(to_f64(dmu.back()));
     const bool null = null_mu1 && m == 1;
     dmg.p[m] = null ? nullptr : p<float>(dmu.back());
     dm64.p[m] = null ? nullptr : p<double>(dmu64.back());
@@ -83,7 +83,8 @@ void check(int64_t B, int gh, int gw, int64_t C, int M, bool accumulate, bool nu
   qshift_mix_backward_cuda<T>(p<T>(dx), dmg, dg, p<T>(x), mg, M, B, gh, gw, C, accumulate, p<float>(ws), stream());
   EXPECT_TENSORS_CLOSE(dx, dx64, testing::tolerance_for(dt), what + " dx", seed);
   for (int m = 0; m < M; ++m)
-    EXPECT_TENSORS_CLOSE(dmu[size_t(m)], dmu64[size_t(m)], sum_tol(B * gh * gw), what + " dmu " + std::to_string(m), seed);
+    EXPECT_TENSORS_CLOSE(dmu[size_t(m)], dmu64[size_t(m)], sum_tolerance(B * gh * gw),
+                         what + " dmu " + std::to_string(m), seed);
 }
 
 TEST(QShiftGpu, MatchesCpu) {
@@ -108,13 +109,13 @@ TEST(QShiftGpu, MuGradientIsDeterministic) {
   DRWKV_REQUIRE_GPU();
   const int64_t B = 64, C = 384;
   const int gh = 16, gw = 16, M = 3;
-  Tensor x = rnd(Shape{B, gh * gw, C}, DType::BF16, kGpu, 1);
+  Tensor x = random_uniform_via_f32(Shape{B, gh * gw, C}, DType::BF16, kGpu, 1);
   std::vector<Tensor> mu, douts;
   MixPtrs<const float*> mg;
   MixPtrs<const bf16*> dg;
   for (int m = 0; m < M; ++m) {
-    mu.push_back(rnd(Shape{C}, DType::F32, kGpu, 2 + m, 0, 1));
-    douts.push_back(rnd(Shape{B, gh * gw, C}, DType::BF16, kGpu, 5 + m));
+    mu.push_back(random_uniform_via_f32(Shape{C}, DType::F32, kGpu, 2 + m, 0, 1));
+    douts.push_back(random_uniform_via_f32(Shape{B, gh * gw, C}, DType::BF16, kGpu, 5 + m));
     mg.p[m] = p<float>(mu.back());
     dg.p[m] = p<bf16>(douts.back());
   }

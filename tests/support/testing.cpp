@@ -1,6 +1,7 @@
 // Shared test helpers (tests/support/testing.h).
 #include "tests/support/testing.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -17,6 +18,12 @@ Tensor random_uniform(const Shape& shape, DType dtype, Device device, uint64_t s
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = lo + (hi - lo) * p[i];
   return t.to(device, dtype);
 }
+
+Tensor random_uniform_via_f32(const Shape& shape, DType dtype, Device device, uint64_t seed, double lo, double hi) {
+  return random_uniform(shape, DType::F32, Device::cpu(), seed, lo, hi).to(device, dtype);
+}
+
+Tensor to_f64(const Tensor& t) { return t.to(Device::cpu(), DType::F64); }
 
 Tensor random_normal(const Shape& shape, DType dtype, Device device, uint64_t seed, double std_dev) {
   Tensor t = Tensor::empty(shape, dtype, device);
@@ -39,6 +46,8 @@ Tolerance tolerance_for(DType dtype) {
     default: return {0, 0};
   }
 }
+
+Tolerance sum_tolerance(int64_t terms) { return {1e-4, 2e-6 * double(std::max<int64_t>(terms, 1))}; }
 
 double relative_error(const Tensor& actual, const Tensor& expected) {
   std::vector<double> a = actual.to_vector<double>(), e = expected.to_vector<double>();

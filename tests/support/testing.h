@@ -16,6 +16,12 @@ bool gpu_available();
 // Uniform in [lo, hi) from the Philox generator keyed by `seed` (same values on every device).
 Tensor random_uniform(const Shape& shape, DType dtype, Device device, uint64_t seed, double lo = -1.0, double hi = 1.0);
 Tensor random_normal(const Shape& shape, DType dtype, Device device, uint64_t seed, double std_dev = 1.0);
+// random_uniform's f32 draws on the CPU, converted to `dtype` on `device`: one set of values (up to
+// `dtype`'s rounding) for every dtype, so a bf16 GPU run and its reference see the same input.
+Tensor random_uniform_via_f32(const Shape& shape, DType dtype, Device device, uint64_t seed, double lo = -1.0,
+                              double hi = 1.0);
+// A CPU f64 copy: the precision the references compute in.
+Tensor to_f64(const Tensor& t);
 // NaN everywhere (for floats) or 0xA5 bytes (integers): elements a kernel fails to write stand out.
 Tensor poisoned(const Shape& shape, DType dtype, Device device);
 
@@ -25,6 +31,8 @@ struct Tolerance {
 };
 // Typical tolerances for a result computed in `dtype` against an f64/f32 reference.
 Tolerance tolerance_for(DType dtype);
+// For f32 sums of `terms` products (reductions over rows): the absolute part grows with the term count.
+Tolerance sum_tolerance(int64_t terms);
 
 // |actual - expected| <= atol + rtol * |expected| everywhere (NaN never passes); on failure the message
 // names the first failing element's index, both values, the tolerance, the number of failures, the max
