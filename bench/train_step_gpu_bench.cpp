@@ -59,12 +59,23 @@ int main(int argc, char** argv) {
   std::vector<std::vector<std::string>> breakdown;
   for (absl::string_view spec : absl::StrSplit(configs, ',')) {
     std::vector<std::string> parts = absl::StrSplit(spec, ':');
-    Config c{parts.at(0), std::atoi(parts.at(1).c_str()), std::atoi(parts.at(2).c_str())};
+    Config c;
+    if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &c.batch) || !absl::SimpleAtoi(parts[2], &c.image) ||
+        c.batch <= 0 || c.image <= 0) {
+      std::fprintf(stderr, "--configs: '%s' is not NAME:BATCH:IMAGE (e.g. B/2:256:32)\n", std::string(spec).c_str());
+      return 2;
+    }
+    c.name = parts[0];
     models::DrwkvConfig base;
     base.in_channels = 4;
     base.image_size = c.image;
     base.num_classes = 1000;
-    models::DrwkvConfig cfg = models::drwkv_named_config(c.name, base).value();
+    absl::StatusOr<models::DrwkvConfig> named = models::drwkv_named_config(c.name, base);
+    if (!named.ok()) {
+      std::fprintf(stderr, "--configs: %s\n", std::string(named.status().message()).c_str());
+      return 2;
+    }
+    const models::DrwkvConfig& cfg = *named;
     models::ParameterStore store;
     models::DrwkvModel model(cfg, store);
     model.set_activation_checkpointing(ckpt_blocks);
