@@ -48,7 +48,7 @@ absl::StatusOr<DType> choose_compute_dtype(const Recipe& r, Device device) {
   return device.is_cuda() ? DType::BF16 : DType::F32;
 }
 
-absl::StatusOr<ModelBundle> build_model(const Recipe& r, Device device, DType compute_dtype) {
+absl::StatusOr<ModelBundle> build_model(const Recipe& r, Device device, DType compute_dtype, int64_t total_multiple) {
   ModelBundle b;
   absl::StatusOr<models::DrwkvConfig> cfg = model_config(r);
   if (!cfg.ok()) return cfg.status();
@@ -56,7 +56,7 @@ absl::StatusOr<ModelBundle> build_model(const Recipe& r, Device device, DType co
   b.store = std::make_unique<models::ParameterStore>();
   b.model = std::make_unique<models::DrwkvModel>(b.config, *b.store);
   b.model->set_activation_checkpointing(r.model.activation_checkpointing);
-  b.store->finalize(device, compute_dtype, uint64_t(r.run.seed));
+  b.store->finalize(device, compute_dtype, uint64_t(r.run.seed), total_multiple);
   b.diffusion = std::make_unique<models::GaussianDiffusion>(b.config.learn_sigma);
   int64_t expected = models::drwkv_parameter_count(b.config), got = b.store->parameter_count();
   if (expected != got)

@@ -29,7 +29,9 @@ struct ModelBundle {
   std::unique_ptr<models::GaussianDiffusion> diffusion;
 };
 
-// Registers, initialises (seed = run.seed) and places the model.
-absl::StatusOr<ModelBundle> build_model(const Recipe& r, Device device, DType compute_dtype);
+// Registers, initialises (seed = run.seed) and places the model; the flat buffers' length is a multiple
+// of `total_multiple` (ParameterStore::finalize).
+absl::StatusOr<ModelBundle> build_model(const Recipe& r, Device device, DType compute_dtype,
+                                        int64_t total_multiple = models::ParameterStore::kAlign);
 
 }  // namespace drwkv::apps

@@ -74,7 +74,7 @@ std::vector<Field> fields_of(Recipe& r) {
       S("dist.rendezvous", &r.dist.rendezvous, {"auto", "mpi", "file", "tcp"}),
       S("dist.rendezvous_path", &r.dist.rendezvous_path), S("dist.rendezvous_address", &r.dist.rendezvous_address),
       D("dist.bucket_mb", &r.dist.bucket_mb, 0.001, 1e6), S("dist.reduce_dtype", &r.dist.reduce_dtype, {"f32", "bf16"}),
-      D("dist.timeout_s", &r.dist.timeout_s, 1, 1e7),
+      D("dist.timeout_s", &r.dist.timeout_s, 1, 1e7), B("dist.zero1", &r.dist.zero1),
   };
 }
 

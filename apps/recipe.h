@@ -100,6 +100,9 @@ struct DistSection {
   double bucket_mb = 25;
   std::string reduce_dtype = "f32";  // gradient all-reduce on the wire: f32 | bf16 (half the bytes)
   double timeout_s = 600;
+  // ZeRO-1: each rank keeps the AdamW moments of 1/W of the parameters (gradients reduce-scattered,
+  // updated parameters all-gathered); checkpoints still hold the whole state
+  bool zero1 = false;
 };
 
 struct Recipe {

@@ -16,6 +16,7 @@
 #include "apps/weights.h"
 #include "autograd/elementwise_ops.h"
 #include "autograd/optim.h"
+#include "core/check.h"
 #include "core/log.h"
 #include "core/stream.h"
 #include "data/dataset.h"
@@ -25,6 +26,7 @@
 #include "dist/agree.h"
 #include "dist/grad_reducer.h"
 #include "dist/world.h"
+#include "dist/zero.h"
 
 namespace drwkv::apps {
 namespace fs = std::filesystem;
@@ -39,7 +41,10 @@ struct Run {
   int rank = 0, world_size = 1, accum = 1;
   Device device;
   ModelBundle model;
-  Tensor adam_m, adam_v, ema;  // flat f32, the store's layout
+  // flat f32: ema in the store's layout; the AdamW moments too, or with ZeRO-1 only this rank's shard
+  Tensor adam_m, adam_v, ema;
+  std::optional<dist::ShardLayout> zero;  // ZeRO-1 (dist.zero1 with more than one rank)
+  Tensor grad_shard;                      // ZeRO-1: this rank's shard of the reduced gradients
   std::unique_ptr<data::Dataset> dataset;
   std::unique_ptr<data::Loader> loader;
   std::unique_ptr<dist::GradReducer> reducer;
@@ -96,12 +101,28 @@ absl::Status build_model_and_state(Run& r) {
   r.device = *dev;
   absl::StatusOr<DType> dt = choose_compute_dtype(r.recipe, r.device);
   if (!dt.ok()) return dt.status();
-  absl::StatusOr<ModelBundle> b = build_model(r.recipe, r.device, *dt);
+  const bool zero1 = r.recipe.dist.zero1 && r.world_size > 1;
+  if (r.recipe.dist.zero1 && !zero1) log_info0("dist.zero1: one rank, nothing to shard; the optimizer state stays whole");
+  constexpr int64_t kShardAlign = 128;  // elements: every shard starts 512-byte aligned
+  absl::StatusOr<ModelBundle> b =
+      build_model(r.recipe, r.device, *dt, zero1 ? r.world_size * kShardAlign : models::ParameterStore::kAlign);
   if (!b.ok()) return b.status();
   r.model = std::move(*b);
   models::ParameterStore& s = *r.model.store;
-  r.adam_m = Tensor::zeros(s.flat_params().shape(), DType::F32, r.device);
-  r.adam_v = Tensor::zeros(s.flat_params().shape(), DType::F32, r.device);
+  int64_t state_numel = s.padded_numel();
+  if (zero1) {
+    r.zero = dist::ShardLayout::make(s.padded_numel(), r.world_size, kShardAlign);
+    DRWKV_ASSERT(r.zero->padded_numel == s.padded_numel(), "ZeRO-1 layout %lld vs store %lld",
+                 (long long)r.zero->padded_numel, (long long)s.padded_numel());
+    state_numel = r.zero->shard_numel;
+    r.grad_shard = Tensor::zeros(Shape{state_numel}, DType::F32, r.device);
+    const double mib = 1024.0 * 1024.0;
+    log_info0("ZeRO-1 over %d ranks: AdamW moments %.1f MiB per rank instead of %.1f MiB (%.1f MiB saved per %s)",
+              r.world_size, 8.0 * double(state_numel) / mib, 8.0 * double(s.padded_numel()) / mib,
+              double(dist::zero1_bytes_saved_per_rank(*r.zero, 8)) / mib, r.device.is_cuda() ? "GPU" : "process");
+  }
+  r.adam_m = Tensor::zeros(Shape{state_numel}, DType::F32, r.device);
+  r.adam_v = Tensor::zeros(Shape{state_numel}, DType::F32, r.device);
   r.ema = s.flat_params().clone();  // EMA starts as an exact copy (MODEL.md §5.6)
   r.flops_per_image = training_flops_per_image(r.model.config);
   r.gemm_tflops = measure_gemm_ceiling_tflops(r.device);
@@ -130,10 +151,16 @@ absl::StatusOr<std::string> resume(Run& r) {
   absl::StatusOr<Checkpoint> c = read_checkpoint(path, /*verify=*/true);
   if (!c.ok()) return c.status();
   models::ParameterStore& s = *r.model.store;
-  for (auto [group, flat] : {std::pair<const char*, Tensor*>{"params", &s.flat_params()}, {"ema", &r.ema},
-                            {"optimizer/m", &r.adam_m}, {"optimizer/v", &r.adam_v}}) {
+  for (auto [group, flat] : {std::pair<const char*, Tensor*>{"params", &s.flat_params()}, {"ema", &r.ema}}) {
     absl::Status st = flat_from_group(c->groups[group], s, *flat, path + " " + group);
     if (!st.ok()) return st;
+  }
+  for (auto [group, state] : {std::pair<const char*, Tensor*>{"optimizer/m", &r.adam_m}, {"optimizer/v", &r.adam_v}}) {
+    // a checkpoint holds the whole state whatever the number of ranks; ZeRO-1 keeps this rank's shard
+    Tensor whole = r.zero ? Tensor::zeros(s.flat_params().shape(), DType::F32, r.device) : *state;
+    absl::Status st = flat_from_group(c->groups[group], s, whole, path + " " + group);
+    if (!st.ok()) return st;
+    if (r.zero) state->copy_(whole.narrow(0, r.zero->begin(r.rank), r.zero->shard_numel));
   }
   s.refresh_compute_copy();
   r.step = c->meta.step;
@@ -190,13 +217,19 @@ absl::Status open_data(Run& r, const std::string& resume_json) {
   return absl::OkStatus();
 }
 
-// Data-parallel gradient reduction: buckets start all-reducing from the grad-ready hooks.
+// Data-parallel gradient reduction: buckets start all-reducing from the grad-ready hooks. With ZeRO-1
+// the whole buffer is reduce-scattered once backward is done instead (train_step).
 void attach_reducer(Run& r) {
   if (r.world_size <= 1) return;
   models::ParameterStore& s = *r.model.store;
   dist::broadcast_parameters(r.world->comm(), s.flat_params());
   s.refresh_compute_copy();
   r.ema.copy_(s.flat_params());
+  if (r.zero) {
+    log_info0("data parallel over %d ranks (%s), ZeRO-1: gradients reduce-scattered after backward, updated "
+              "parameters all-gathered", r.world_size, r.world->comm().backend_name());
+    return;
+  }
   std::vector<dist::ParamSlot> slots;
   for (const models::ParamInfo& p : s.infos()) slots.push_back({p.offset, p.numel});
   dist::GradReducerOptions opt;
@@ -275,9 +308,11 @@ absl::StatusOr<StepResult> train_step(Run& r, bool want_stop) {
     terms.push_back(tl.terms);
   }
   if (r.reducer) r.reducer->finish();
+  if (r.zero) dist::zero1_reduce_scatter(r.world->comm(), s.flat_grads(), r.grad_shard, *r.zero);
   // local statistics, then one agreement over ranks
   dist::LocalStepStats local;
-  local.grad_sq_sum = autograd::sum_squares(s.flat_grads()).item();
+  local.grad_sq_sum = autograd::sum_squares(r.zero ? r.grad_shard : s.flat_grads()).item();
+  local.grad_is_sharded = r.zero.has_value();
   double loss = 0, mse = 0, vb = 0, n = 0;
   for (const Tensor& t : terms) {
     std::vector<double> v = t.to_vector<double>();
@@ -313,7 +348,15 @@ absl::StatusOr<StepResult> train_step(Run& r, bool want_stop) {
   cfg.weight_decay = o.weight_decay;
   double clip = dist::clip_coefficient(out.grad_norm, o.grad_clip);
   Tensor scale = Tensor::full(Shape{1}, clip, DType::F32);
-  autograd::adamw_step(s.flat_params(), s.flat_grads(), r.adam_m, r.adam_v, cfg, r.step + 1, scale, s.compute_copy());
+  if (r.zero) {
+    // this rank updates its shard; then every rank gathers every shard (and rounds its bf16 copy)
+    Tensor mine = s.flat_params().narrow(0, r.zero->begin(r.rank), r.zero->shard_numel);
+    autograd::adamw_step(mine, r.grad_shard, r.adam_m, r.adam_v, cfg, r.step + 1, scale);
+    dist::zero1_all_gather(r.world->comm(), s.flat_params(), *r.zero);
+    s.refresh_compute_copy();
+  } else {
+    autograd::adamw_step(s.flat_params(), s.flat_grads(), r.adam_m, r.adam_v, cfg, r.step + 1, scale, s.compute_copy());
+  }
   autograd::ema_update(r.ema, s.flat_params(), ema_decay(r.recipe.ema, r.step));
   return out;
 }
@@ -385,9 +428,24 @@ void write_samples(Run& r) {
   else log_warn("%s", std::string(st.message()).c_str());
 }
 
+// The whole AdamW moment `state` in the store's layout: itself, or with ZeRO-1 every rank's shard
+// gathered (a collective: every rank calls it; the gathered buffer lives only while it is written).
+Tensor whole_optimizer_state(Run& r, const Tensor& state) {
+  if (!r.zero) return state;
+  Tensor whole = Tensor::zeros(r.model.store->flat_params().shape(), DType::F32, r.device);
+  whole.narrow(0, r.zero->begin(r.rank), r.zero->shard_numel).copy_(state);
+  dist::zero1_all_gather(r.world->comm(), whole, *r.zero);
+  return whole;
+}
+
 absl::Status write_checkpoint(Run& r) {
+  models::ParameterStore& s = *r.model.store;
+  TensorGroup moments[2];
+  for (int k = 0; k < 2; ++k) {
+    Tensor whole = whole_optimizer_state(r, k == 0 ? r.adam_m : r.adam_v);
+    if (r.rank == 0) moments[k] = group_from_flat(s, whole);
+  }
   if (r.rank == 0) {
-    models::ParameterStore& s = *r.model.store;
     Checkpoint c;
     c.meta.step = r.step;
     c.meta.nonfinite_streak = r.streak;
@@ -400,8 +458,8 @@ absl::Status write_checkpoint(Run& r) {
     c.meta.parameter_count = s.parameter_count();
     c.groups["params"] = group_from_flat(s, s.flat_params());
     c.groups["ema"] = group_from_flat(s, r.ema);
-    c.groups["optimizer/m"] = group_from_flat(s, r.adam_m);
-    c.groups["optimizer/v"] = group_from_flat(s, r.adam_v);
+    c.groups["optimizer/m"] = std::move(moments[0]);
+    c.groups["optimizer/v"] = std::move(moments[1]);
     absl::Status st = save_checkpoint(r.ckpt_dir, c, r.recipe.checkpoint.keep_last);
     if (!st.ok()) return st;  // the others stop at the watchdog's deadline with this rank named
     log_info0("checkpoint %s", checkpoint_path(r.ckpt_dir, r.step).c_str());

@@ -46,8 +46,10 @@ int64_t ParameterStore::parameter_count() const {
   return n;
 }
 
-void ParameterStore::finalize(Device device, DType compute_dtype, uint64_t seed) {
+void ParameterStore::finalize(Device device, DType compute_dtype, uint64_t seed, int64_t total_multiple) {
   DRWKV_ASSERT(!finalized(), "finalize called twice");
+  DRWKV_ASSERT(total_multiple >= 1, "finalize: total_multiple %lld", (long long)total_multiple);
+  padded_ = (padded_ + total_multiple - 1) / total_multiple * total_multiple;
   DRWKV_ASSERT(compute_dtype == DType::F32 || compute_dtype == DType::BF16 || compute_dtype == DType::F64,
                "compute dtype must be f32, bf16 or f64");
   device_ = device;

@@ -42,8 +42,10 @@ class ParameterStore {
   int add(const std::string& name, const Shape& shape, Precision precision, Initializer init);
 
   // Allocates the flat buffers on `device`, runs the initialisers (on the host) and builds the leaves.
-  // compute_dtype: bf16 for mixed precision on the GPU, f32 otherwise.
-  void finalize(Device device, DType compute_dtype, uint64_t seed);
+  // compute_dtype: bf16 for mixed precision on the GPU, f32 otherwise. `total_multiple`: the buffers'
+  // length is rounded up to a multiple of it (ZeRO-1 cuts them into equal, aligned shards); the extra
+  // elements are zero, like the alignment gaps between parameters.
+  void finalize(Device device, DType compute_dtype, uint64_t seed, int64_t total_multiple = kAlign);
   bool finalized() const { return params_.defined(); }
 
   int size() const { return int(info_.size()); }

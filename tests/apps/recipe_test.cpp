@@ -1,7 +1,11 @@
 // Recipe parsing: defaults, types, ranges, unknown keys, line numbers, --set overrides, round trip.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include "apps/model_setup.h"
 #include "apps/recipe.h"
+#include "models/drwkv.h"
 
 namespace drwkv::apps {
 namespace {
@@ -77,6 +81,23 @@ TEST(Recipe, ResolvedYamlRoundTrips) {
   EXPECT_EQ(to_yaml(again), y);
   EXPECT_DOUBLE_EQ(again.optimizer.lr, 2e-4);
   EXPECT_NE(y.find("max_nonfinite_steps"), std::string::npos) << "defaults must be printed too";
+}
+
+// Every recipe we ship parses, validates and names a model that can be configured.
+TEST(ShippedRecipes, EveryRecipeLoadsAndDescribesAModel) {
+  namespace fs = std::filesystem;
+  int seen = 0;
+  for (const fs::directory_entry& e : fs::directory_iterator(fs::path(DRWKV_SOURCE_DIR) / "recipes")) {
+    if (e.path().extension() != ".yaml") continue;
+    ++seen;
+    absl::StatusOr<Recipe> r = load_recipe(e.path().string());
+    ASSERT_TRUE(r.ok()) << r.status();
+    absl::StatusOr<models::DrwkvConfig> c = model_config(*r);
+    ASSERT_TRUE(c.ok()) << e.path() << ": " << c.status();
+    EXPECT_GT(models::drwkv_parameter_count(*c), 0) << e.path();
+    EXPECT_EQ(r->train.global_batch % r->train.micro_batch, 0) << e.path();
+  }
+  EXPECT_GE(seen, 4) << "recipes/ should hold the demo and the ImageNet recipes";
 }
 
 }  // namespace

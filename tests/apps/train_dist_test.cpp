@@ -1,7 +1,9 @@
 // drwkv_train under mpirun on the CPU (MPI backend): every rank ends with bit-identical weights, the
 // result matches one process with the same global batch (float tolerance: per-rank partial sums are
 // averaged in another order), and a run resumed with another number of ranks continues exactly where it
-// stopped (same data position, same result as an uninterrupted run within tolerance).
+// stopped (same data position, same result as an uninterrupted run within tolerance). ZeRO-1 (sharded
+// AdamW moments) gives bitwise the same weights, EMA and optimizer state as replicated AdamW, and its
+// checkpoints resume on another number of ranks, with or without sharding.
 // usage (ctest): apps_train_dist_test PATH/TO/drwkv_train
 #include <gtest/gtest.h>
 
@@ -18,15 +20,18 @@ namespace {
 namespace fs = std::filesystem;
 std::string g_train;
 
-std::string write_recipe(const std::string& dir, const std::string& data, const std::string& out, int steps) {
+// `extra`: lines appended to the dist section; `grad_clip` < 0 keeps the default.
+std::string write_recipe(const std::string& dir, const std::string& data, const std::string& out, int steps,
+                         const std::string& extra = "", double grad_clip = -1) {
   std::string path = dir + "/recipe.yaml";
   std::ofstream f(path);
   f << "run:\n  out_dir: " << out << "\n  max_steps: " << steps << "\n  device: cpu\n"
     << "model:\n  depth: 3\n  width: 16\n  patch: 2\n  in_channels: 1\n  image_size: 8\n  num_classes: 4\n"
     << "data:\n  path: " << data << "\n  threads: 1\n"
     << "train:\n  global_batch: 12\n  micro_batch: 2\n"
-    << "optimizer:\n  lr: 1.0e-3\n" << "checkpoint:\n  every_steps: 2\n  resume: auto\n"
-    << "log:\n  every_steps: 2\n" << "sample:\n  every_steps: 0\n" << "dist:\n  backend: mpi\n";
+    << "optimizer:\n  lr: 1.0e-3\n" << (grad_clip >= 0 ? "  grad_clip: " + std::to_string(grad_clip) + "\n" : "")
+    << "checkpoint:\n  every_steps: 2\n  resume: auto\n"
+    << "log:\n  every_steps: 2\n" << "sample:\n  every_steps: 0\n" << "dist:\n  backend: mpi\n" << extra;
   return path;
 }
 
@@ -72,6 +77,49 @@ TEST(TrainDist, ResumeWithAnotherNumberOfRanks) {
   Checkpoint a = final(straight, 6), b = final(switched, 6);
   EXPECT_EQ(a.meta.resume_state, b.meta.resume_state) << "the data position must not depend on the ranks";
   expect_close(a, b, "resumed on 3 ranks");
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+// Sharding the optimizer changes where each element's AdamW update runs, not its inputs: the MPI
+// backend's reduce-scatter sums each element in rank order exactly as its all-reduce does, so with
+// clipping off (the sharded norm is summed in another order) everything must agree bit for bit.
+TEST(TrainDist, Zero1MatchesReplicatedOptimizerBitwise) {
+  std::string dir = testing::temp_dir("dist_zero1"), data = dir + "/data";
+  testing::write_toy_dataset(data, 48, 7);
+  for (int n : {2, 3}) {
+    std::string plain = dir + "/plain" + std::to_string(n), sharded = dir + "/zero" + std::to_string(n);
+    std::string log = dir + "/zero" + std::to_string(n) + ".log";
+    ASSERT_EQ(run(n, write_recipe(dir, data, plain, 4, "", 0), plain + ".log"), 0) << "see " << plain << ".log";
+    ASSERT_EQ(run(n, write_recipe(dir, data, sharded, 4, "  zero1: true\n", 0), log), 0) << "see " << log;
+    std::string text = read_text(log);
+    EXPECT_NE(text.find("ZeRO-1 over " + std::to_string(n) + " ranks: AdamW moments"), std::string::npos) << log;
+    EXPECT_NE(text.find("weights are bit-identical on all " + std::to_string(n) + " ranks"), std::string::npos) << log;
+    Checkpoint a = final(plain, 4), b = final(sharded, 4);
+    for (const char* group : {"params", "ema", "optimizer/m", "optimizer/v"}) {
+      ASSERT_EQ(a.groups.at(group).size(), b.groups.at(group).size()) << group;
+      for (size_t i = 0; i < a.groups.at(group).size(); ++i)
+        EXPECT_TRUE(drwkv::testing::tensors_close(b.groups.at(group)[i].second, a.groups.at(group)[i].second, {0, 0},
+                                                 "np" + std::to_string(n) + " " + group + " " + a.groups.at(group)[i].first, 0));
+    }
+  }
+}
+
+TEST(TrainDist, Zero1CheckpointResumesOnAnotherNumberOfRanks) {
+  std::string dir = testing::temp_dir("dist_zero1_resume"), data = dir + "/data";
+  testing::write_toy_dataset(data, 48, 8);
+  std::string straight = dir + "/straight", switched = dir + "/switched";
+  ASSERT_EQ(run(1, write_recipe(dir, data, straight, 6), dir + "/straight.log"), 0);
+  ASSERT_EQ(run(2, write_recipe(dir, data, switched, 3, "  zero1: true\n"), dir + "/first.log"), 0);
+  ASSERT_EQ(run(3, write_recipe(dir, data, switched, 6, "  zero1: true\n"), dir + "/second.log"), 0)
+      << "see " << dir << "/second.log";
+  EXPECT_NE(read_text(dir + "/second.log").find("resumed from"), std::string::npos);
+  Checkpoint a = final(straight, 6), b = final(switched, 6);
+  EXPECT_EQ(a.meta.resume_state, b.meta.resume_state);
+  expect_close(a, b, "ZeRO-1, 2 ranks then 3");
 }
 
 }  // namespace
