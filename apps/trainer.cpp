@@ -16,6 +16,7 @@
 #include "apps/weights.h"
 #include "autograd/elementwise_ops.h"
 #include "autograd/optim.h"
+#include "core/allocator.h"
 #include "core/check.h"
 #include "core/log.h"
 #include "core/stream.h"
@@ -44,7 +45,7 @@ struct Run {
   // flat f32: ema in the store's layout; the AdamW moments too, or with ZeRO-1 only this rank's shard
   Tensor adam_m, adam_v, ema;
   std::optional<dist::ShardLayout> zero;  // ZeRO-1 (dist.zero1 with more than one rank)
-  Tensor grad_shard;                      // ZeRO-1: this rank's shard of the reduced gradients
+  Tensor grad_shard;  // ZeRO-1: this rank's shard of the flat gradients, reduce-scattered in place
   std::unique_ptr<data::Dataset> dataset;
   std::unique_ptr<data::Loader> loader;
   std::unique_ptr<dist::GradReducer> reducer;
@@ -115,7 +116,7 @@ absl::Status build_model_and_state(Run& r) {
     DRWKV_ASSERT(r.zero->padded_numel == s.padded_numel(), "ZeRO-1 layout %lld vs store %lld",
                  (long long)r.zero->padded_numel, (long long)s.padded_numel());
     state_numel = r.zero->shard_numel;
-    r.grad_shard = Tensor::zeros(Shape{state_numel}, DType::F32, r.device);
+    r.grad_shard = s.flat_grads().narrow(0, r.zero->begin(r.rank), state_numel);
     const double mib = 1024.0 * 1024.0;
     log_info0("ZeRO-1 over %d ranks: AdamW moments %.1f MiB per rank instead of %.1f MiB (%.1f MiB saved per %s)",
               r.world_size, 8.0 * double(state_numel) / mib, 8.0 * double(s.padded_numel()) / mib,
@@ -509,7 +510,9 @@ absl::StatusOr<TrainSummary> train(const Recipe& recipe) {
   }
   TrainSummary summary;
   Interval iv;
-  Clock::time_point measured_from = Clock::now();
+  // images/s over the run: from the end of the first step (start-up work: allocations, plans) to the end
+  // of the last, periodic checkpoints and grids included, the final checkpoint not
+  Clock::time_point measured_from = Clock::now(), measured_to = measured_from;
   int64_t measured_images = 0, first_step = r.step;
   while (r.step < recipe.run.max_steps) {
     bool time_up = recipe.run.max_minutes > 0 &&
@@ -528,6 +531,7 @@ absl::StatusOr<TrainSummary> train(const Recipe& recipe) {
       measured_from = Clock::now();
     } else {
       measured_images += int64_t(res->sums[3]);
+      measured_to = Clock::now();
     }
     if (res->skipped) {
       ++r.streak;
@@ -564,14 +568,18 @@ absl::StatusOr<TrainSummary> train(const Recipe& recipe) {
   if (recipe.sample.every_steps > 0 && r.step % recipe.sample.every_steps != 0) write_samples(r);
   st = verify_replicas(r);
   if (!st.ok()) return st;
-  double secs = std::chrono::duration<double>(Clock::now() - measured_from).count();
+  double secs = std::chrono::duration<double>(measured_to - measured_from).count();
   summary.steps = r.step;
   summary.skipped = r.skipped;
   summary.images_per_s = secs > 0 ? double(measured_images) / secs : 0;
   summary.last_loss = iv.samples > 0 ? iv.loss / iv.samples : 0;
   summary.last_checkpoint = r.last_checkpoint;
-  log_info0("done: %lld steps, %.1f images/s, last checkpoint %s", (long long)r.step, summary.images_per_s,
-            r.last_checkpoint.c_str());
+  std::string peak;
+  if (r.device.is_cuda())
+    peak = absl::StrFormat(", peak GPU memory %.2f GiB",
+                           double(cuda_allocator_stats(r.device.index).peak_bytes) / double(int64_t(1) << 30));
+  log_info0("done: %lld steps, %.1f images/s%s, last checkpoint %s", (long long)r.step, summary.images_per_s,
+            peak.c_str(), r.last_checkpoint.c_str());
   return summary;
 }
 

@@ -71,7 +71,8 @@ class Communicator {
   // out (world × shard.numel(), same dtype) = the ranks' shards in rank order. In place allowed:
   // shard may be out's slice [rank·n, (rank+1)·n).
   virtual WorkPtr all_gather_async(const Tensor& shard, const Tensor& out) = 0;
-  // shard (in.numel() / world) = this rank's block of the reduction of `in` over ranks.
+  // shard (in.numel() / world) = this rank's block of the reduction of `in` over ranks. In place allowed:
+  // shard may be in's slice [rank·n, (rank+1)·n).
   virtual WorkPtr reduce_scatter_async(const Tensor& in, const Tensor& shard, ReduceOp op) = 0;
 
   void all_reduce(const Tensor& t, ReduceOp op) { all_reduce_async(t, op)->join_current_stream(); }

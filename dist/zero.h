@@ -10,6 +10,7 @@
 //
 // Step with ZeRO-1, instead of GradReducer::finish:
 //   zero1_reduce_scatter(comm, grads, grad_shard, layout)  // grad_shard = mean over ranks, own shard
+//                                                          // (may be grads' own slice: in place)
 //   optimizer on (params[shard], grad_shard, state of shard_numel elements)
 //   zero1_all_gather(comm, params, layout)                 // every rank gets every updated shard
 // The agreed gradient norm then comes from the shards (LocalStepStats::grad_is_sharded = true).
