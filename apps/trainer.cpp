@@ -104,15 +104,15 @@ absl::Status build_model_and_state(Run& r) {
   if (!dt.ok()) return dt.status();
   const bool zero1 = r.recipe.dist.zero1 && r.world_size > 1;
   if (r.recipe.dist.zero1 && !zero1) log_info0("dist.zero1: one rank, nothing to shard; the optimizer state stays whole");
-  constexpr int64_t kShardAlign = 128;  // elements: every shard starts 512-byte aligned
-  absl::StatusOr<ModelBundle> b =
-      build_model(r.recipe, r.device, *dt, zero1 ? r.world_size * kShardAlign : models::ParameterStore::kAlign);
+  // ZeRO-1 cuts the flat buffers into equal shards: their length must be a multiple of the granularity
+  absl::StatusOr<ModelBundle> b = build_model(
+      r.recipe, r.device, *dt, zero1 ? dist::ShardLayout::granularity(r.world_size) : models::ParameterStore::kAlign);
   if (!b.ok()) return b.status();
   r.model = std::move(*b);
   models::ParameterStore& s = *r.model.store;
   int64_t state_numel = s.padded_numel();
   if (zero1) {
-    r.zero = dist::ShardLayout::make(s.padded_numel(), r.world_size, kShardAlign);
+    r.zero = dist::ShardLayout::make(s.padded_numel(), r.world_size);
     DRWKV_ASSERT(r.zero->padded_numel == s.padded_numel(), "ZeRO-1 layout %lld vs store %lld",
                  (long long)r.zero->padded_numel, (long long)s.padded_numel());
     state_numel = r.zero->shard_numel;

@@ -13,7 +13,7 @@ ShardLayout ShardLayout::make(int64_t numel, int world, int64_t align) {
   ShardLayout l;
   l.numel = numel;
   l.world = world;
-  const int64_t unit = int64_t(world) * align;
+  const int64_t unit = granularity(world, align);
   l.padded_numel = std::max<int64_t>(unit, (numel + unit - 1) / unit * unit);
   l.shard_numel = l.padded_numel / world;
   return l;

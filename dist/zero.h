@@ -29,7 +29,10 @@ struct ShardLayout {
   int64_t shard_numel = 0;
   int world = 1;
 
-  static ShardLayout make(int64_t numel, int world, int64_t align = 128);
+  static constexpr int64_t kAlign = 128;  // elements: f32 shards start 512-byte aligned
+  // The multiple of which padded_numel is: a buffer of such a length is cut without further padding.
+  static int64_t granularity(int world, int64_t align = kAlign) { return int64_t(world) * align; }
+  static ShardLayout make(int64_t numel, int world, int64_t align = kAlign);
   int64_t begin(int rank) const { return int64_t(rank) * shard_numel; }
   int64_t end(int rank) const { return begin(rank) + shard_numel; }
   // Elements of rank's shard that are real (not padding).
