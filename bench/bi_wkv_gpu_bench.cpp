@@ -3,13 +3,14 @@
 // counts the bytes the op must move: forward reads k, v and writes y (3 tensors), backward reads k, v, dy
 // and writes dk, dv (5 tensors); workspace traffic (block totals, partial gradients, and for T > 8192
 // chunk carries) and re-reads of chunks that are not staged in shared memory are not counted. The copy
-// bandwidth is measured in the same run. A second table times decompositions (BiWkvPlan) for f32:
+// bandwidth is measured in the same run. A second table times decompositions (BiWkvPlan), f32 and bf16:
 // the automatic one and variants around it, with shared memory and clusters resident per device.
 //
-// Usage: bi_wkv_gpu_bench [iterations]
+// Usage: bi_wkv_gpu_bench [iterations] [--shape B,T,C]   (--shape: that shape only, e.g. for a profiler)
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@ const Config kConfigs[] = {
     {32, 256, 384, 0, 0.386},    {32, 1024, 384, 0, 1.161},    {32, 4096, 384, 0, 4.248},
     {32, 256, 1536, 0, 1.482},   {32, 1024, 1536, 0, 4.324},   {32, 4096, 1536, 0, 16.68},
     {256, 256, 384, 0.662, 0.662 + 2.247},
+    {8, 16384, 384, 0, 0},  // 1024² images in latent space: beyond what the reference kernel can run
 };
 
 // The decompositions timed in the second table (the first is the automatic one).
@@ -43,7 +45,9 @@ std::vector<BiWkvPlan> plans_for(const Config& c) {
   plans.push_back({0, 8, 2, -1, 0});   // twice the blocks, half the work per thread
   plans.push_back({0, 8, 8, -1, 0});   // longer segments, fewer blocks (partly re-read)
   if (c.T >= 2048) plans.push_back({0, 16, 2, -1, 0});
+  if (c.T >= 2048) plans.push_back({0, 16, 4, -1, 0});  // 16-warp blocks (the automatic plan before 2026-11-22 14:00)
   plans.push_back({0, 0, 0, -1, 1});   // one block per SM worth of shared memory
+  plans.push_back({0, 0, 0, -1, 3});   // three blocks per SM, both directions at 80 registers
   plans.push_back({0, 0, 0, 0, 0});    // nothing staged: passes 2, 3 re-read global memory (L2)
   for (BiWkvPlan& p : plans)
     if (p.warps > 0 && p.cluster == 0) {  // clusters as needed, at most 8
@@ -121,19 +125,21 @@ void measure(const Config& c, int iters, double copy_gbs, std::vector<std::vecto
   rows.push_back({shape_name(c), std::string(dtype_name(dt)), plan_name<E>(BiWkvPlan{}, c.T, true),
                   fmt(f.median_ms, 3), fmt(f_gbs, 0), fmt(100 * f_gbs / copy_gbs, 0) + "%", fmt(fb.median_ms, 3),
                   fmt(fb_gbs, 0), fmt(100 * fb_gbs / copy_gbs, 0) + "%", fmt(tokens / (fb.median_ms * 1e3), 0),
-                  c.ref_fwd_ms > 0 ? fmt(c.ref_fwd_ms, 3) : "-", fmt(c.ref_fwdbwd_ms, 3),
+                  c.ref_fwd_ms > 0 ? fmt(c.ref_fwd_ms, 3) : "-", c.ref_fwdbwd_ms > 0 ? fmt(c.ref_fwdbwd_ms, 3) : "-",
                   speedup(c.ref_fwd_ms, f.median_ms), speedup(c.ref_fwdbwd_ms, fb.median_ms)});
 }
 
+template <typename E>
 void compare_plans(const Config& c, int iters, double copy_gbs, std::vector<std::vector<std::string>>& rows) {
-  Buffers b = make_buffers(c, DType::F32);
-  const double elems = double(c.B * c.T * c.C);
+  const DType dt = dtype_v<E>;
+  Buffers b = make_buffers(c, dt);
+  const double elems = double(c.B * c.T * c.C), es = double(dtype_size(dt));
   for (const BiWkvPlan& p : plans_for(c)) {
-    bench::Timing f = bench::time_gpu(0, [&] { forward<float>(b, c, p); }, 3, iters);
-    bench::Timing bw = bench::time_gpu(0, [&] { backward<float>(b, c, p); }, 3, iters);
-    const double f_gbs = 3 * elems * 4 / (f.median_ms * 1e-3) / 1e9, b_gbs = 5 * elems * 4 / (bw.median_ms * 1e-3) / 1e9;
-    rows.push_back({shape_name(c), plan_name<float>(p, c.T, false), fmt(f.median_ms, 3),
-                    fmt(100 * f_gbs / copy_gbs, 0) + "%", plan_name<float>(p, c.T, true), fmt(bw.median_ms, 3),
+    bench::Timing f = bench::time_gpu(0, [&] { forward<E>(b, c, p); }, 3, iters);
+    bench::Timing bw = bench::time_gpu(0, [&] { backward<E>(b, c, p); }, 3, iters);
+    const double f_gbs = 3 * elems * es / (f.median_ms * 1e-3) / 1e9, b_gbs = 5 * elems * es / (bw.median_ms * 1e-3) / 1e9;
+    rows.push_back({shape_name(c), std::string(dtype_name(dt)), plan_name<E>(p, c.T, false), fmt(f.median_ms, 3),
+                    fmt(100 * f_gbs / copy_gbs, 0) + "%", plan_name<E>(p, c.T, true), fmt(bw.median_ms, 3),
                     fmt(100 * b_gbs / copy_gbs, 0) + "%", fmt(f.median_ms + bw.median_ms, 3)});
   }
 }
@@ -143,7 +149,25 @@ void compare_plans(const Config& c, int iters, double copy_gbs, std::vector<std:
 
 int main(int argc, char** argv) {
   using namespace drwkv;
-  const int iters = argc > 1 ? std::atoi(argv[1]) : 20;
+  int iters = 20;
+  std::vector<Config> configs(std::begin(kConfigs), std::end(kConfigs));
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    long long B = 0, T = 0, C = 0;
+    if (arg == "--shape" && i + 1 < argc && std::sscanf(argv[i + 1], "%lld,%lld,%lld", &B, &T, &C) == 3 && B > 0 &&
+        T > 0 && C > 0) {
+      Config only{B, T, C, 0, 0};
+      for (const Config& c : kConfigs)
+        if (c.B == B && c.T == T && c.C == C) only = c;
+      configs = {only};
+      ++i;
+    } else if (std::atoi(argv[i]) > 0) {
+      iters = std::atoi(argv[i]);
+    } else {
+      std::fprintf(stderr, "bi_wkv_gpu_bench: unknown argument '%s' (usage: [iterations] [--shape B,T,C])\n", argv[i]);
+      return 2;
+    }
+  }
   const double copy_gbs = bench::copy_bandwidth_gbs(0);
   std::printf("Bi-WKV (exact) on %s, %s; device-to-device copy %.0f GB/s (read + write); median of %d\n\n",
               bench::device_name(0).c_str(), bench::now_string().c_str(), copy_gbs, iters);
@@ -151,16 +175,19 @@ int main(int argc, char** argv) {
                                               "fwd+bwd ms", "fwd+bwd GB/s", "fwd+bwd % copy", "fwd+bwd tokens/µs",
                                               "reference (ANCHORS.md, H100) fwd ms", "reference fwd+bwd ms",
                                               "fwd speed-up", "fwd+bwd speed-up"}};
-  for (const auto& c : kConfigs) {
+  for (const auto& c : configs) {
     measure<float>(c, iters, copy_gbs, rows);
     measure<bf16>(c, iters, copy_gbs, rows);
   }
   bench::print_table(rows);
-  std::printf("\nDecompositions, f32 (cluster×warps×chunks per warp, staged chunks, shared memory per block, "
-              "clusters resident; first row of each shape = automatic):\n\n");
-  std::vector<std::vector<std::string>> plans{
-      {"shape", "forward plan", "fwd ms", "fwd % copy", "backward plan", "bwd ms", "bwd % copy", "fwd+bwd ms"}};
-  for (const auto& c : kConfigs) compare_plans(c, iters, copy_gbs, plans);
+  std::printf("\nDecompositions (cluster×warps×chunks per warp, staged chunks, shared memory per block, "
+              "clusters resident; first row of each shape and dtype = automatic):\n\n");
+  std::vector<std::vector<std::string>> plans{{"shape", "dtype", "forward plan", "fwd ms", "fwd % copy",
+                                               "backward plan", "bwd ms", "bwd % copy", "fwd+bwd ms"}};
+  for (const auto& c : configs) {
+    compare_plans<float>(c, iters, copy_gbs, plans);
+    compare_plans<bf16>(c, iters, copy_gbs, plans);
+  }
   bench::print_table(plans);
   return 0;
 }

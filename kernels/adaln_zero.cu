@@ -241,6 +241,8 @@ struct AddToAffineGradients {
 };
 
 // ---- gated residual ----------------------------------------------------------------------------------
+constexpr int kGatedRows = 4;  // rows in flight per thread in the forward
+
 template <typename TH, typename TY, int VW>
 __global__ void gated_forward_kernel(TH* out, const TH* h, const TY* __restrict__ y, const float* __restrict__ gate,
                                      int64_t mod_stride, const float* __restrict__ sample_scale, int64_t tokens,
@@ -253,14 +255,28 @@ __global__ void gated_forward_kernel(TH* out, const TH* h, const TY* __restrict_
     load_vec<VW>(gate + b * mod_stride + c0, gv);
 #pragma unroll
     for (int j = 0; j < VW; ++j) gv[j] *= s;
-    for (int64_t i = threadIdx.y; i < nrows; i += blockDim.y) {
-      const int64_t at = (b * tokens + t0 + i) * C + c0;
-      float hv[VW], yv[VW];
-      load_vec<VW>(h + at, hv);  // out may alias h: each element is read before it is written, by one thread
-      load_vec<VW>(y + at, yv);
+    // kGatedRows rows per step, all loaded before any is stored: out may alias h (so the compiler may not
+    // move a load above an earlier store itself), and each element is read before it is written, by one
+    // thread
+    for (int64_t i0 = threadIdx.y; i0 < nrows; i0 += kGatedRows * int64_t(blockDim.y)) {
+      float hv[kGatedRows][VW], yv[kGatedRows][VW];
 #pragma unroll
-      for (int j = 0; j < VW; ++j) hv[j] += gv[j] * yv[j];
-      store_vec<VW>(out + at, hv);
+      for (int u = 0; u < kGatedRows; ++u) {
+        const int64_t i = i0 + u * int64_t(blockDim.y), at = (b * tokens + t0 + i) * C + c0;
+        if (i < nrows) {
+          load_vec<VW>(h + at, hv[u]);
+          load_vec<VW>(y + at, yv[u]);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kGatedRows; ++u) {
+        const int64_t i = i0 + u * int64_t(blockDim.y), at = (b * tokens + t0 + i) * C + c0;
+        if (i < nrows) {
+#pragma unroll
+          for (int j = 0; j < VW; ++j) hv[u][j] += gv[j] * yv[u][j];
+          store_vec<VW>(out + at, hv[u]);
+        }
+      }
     }
   }
 }

@@ -28,8 +28,8 @@
 // the workspace and the cluster barrier: no atomics, one launch (plus a small reduction of the parameter
 // gradients). Forward: k, v read from global memory once and kept in shared memory for the second pass,
 // y written once. Backward: k, v, dy read once and kept for passes 2 and 3, dk, dv written once. Chunks
-// that do not fit the shared memory (long sequences: f32 backward beyond T ≈ 4000) are read again,
-// mostly from L2. Channels with 8·|w| + |u| > 24·ln 2 (far outside DRWKV's range) use a per-token
+// that do not fit the shared memory (the f32 backward from T = 1024 on, every pass beyond T ≈ 2048) are
+// read again, mostly from L2. Channels with 8·|w| + |u| > 24·ln 2 (far outside DRWKV's range) use a per-token
 // log-space path instead; results are the same to rounding. The CPU implementation runs the same
 // decomposition sequentially (the test oracle of the kernel with the same plan).
 #pragma once
@@ -68,8 +68,10 @@ void bi_wkv_backward_cuda(E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst, cons
 // owns a segment of `chunks_per_warp` chunks of 8 tokens (0: as many as the sequence needs;
 // cluster·warps·chunks_per_warp·8 ≥ T). The first `staged_chunks` chunks of every segment are kept in
 // shared memory between the passes, the others are read again from global memory (−1: as many as fit
-// a shared-memory budget of 1/blocks_per_sm of an SM; blocks_per_sm 0: 2 for blocks of ≤ 8 warps,
-// else 1).
+// a shared-memory budget of 1/blocks_per_sm of an SM). blocks_per_sm ≥ 3 with blocks of ≤ 8 warps
+// runs a kernel variant limited to 80 registers per thread; 0: for blocks of ≤ 8 warps 2, or 3 in the
+// forward where that still stages half of every segment (the backward spills at 80 registers); 1 for
+// larger blocks.
 struct BiWkvPlan {
   int cluster = 0;
   int warps = 0;

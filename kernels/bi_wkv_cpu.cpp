@@ -17,10 +17,16 @@
 namespace drwkv::kernels {
 using namespace bi_wkv_detail;
 
-size_t bi_wkv_workspace_bytes(int64_t B, int64_t T, int64_t C) { return workspace_layout(make_plan(T), B, C).bytes; }
+// The automatic plan depends on the element size (bf16 or not): the workspace covers both.
 size_t bi_wkv_workspace_bytes(const BiWkvPlan& plan, int64_t B, int64_t T, int64_t C) {
-  return workspace_layout(make_plan(T, plan.cluster, plan.warps, plan.chunks_per_warp), B, C).bytes;
+  size_t bytes = 0;
+  for (size_t elem_bytes : {size_t(2), size_t(4)}) {
+    const Plan p = make_plan(T, plan.cluster, plan.warps, plan.chunks_per_warp, elem_bytes);
+    bytes = std::max(bytes, workspace_layout(p, B, C).bytes);
+  }
+  return bytes;
 }
+size_t bi_wkv_workspace_bytes(int64_t B, int64_t T, int64_t C) { return bi_wkv_workspace_bytes(BiWkvPlan{}, B, T, C); }
 
 size_t bi_wkv_compat_workspace_bytes(int64_t B, int64_t T, int64_t C) {
   return size_t(5 * B * T * C) * sizeof(float);  // ẑ, m, y, then ∂L/∂w and ∂L/∂u per (b, t, c)
@@ -174,14 +180,14 @@ void bi_wkv_backward_cpu_plan(const Plan& plan, E* dk, E* dv, acc_t<E>* ddecay, 
 template <typename E>
 void bi_wkv_forward_cpu(E* y, const E* k, const E* v, const acc_t<E>* decay, const acc_t<E>* first, int64_t B,
                         int64_t T, int64_t C, void* /*workspace*/) {
-  bi_wkv_detail::bi_wkv_forward_cpu_plan<E>(make_plan(T), y, k, v, decay, first, B, T, C);
+  bi_wkv_detail::bi_wkv_forward_cpu_plan<E>(make_plan(T, 0, 0, 0, sizeof(E)), y, k, v, decay, first, B, T, C);
 }
 
 template <typename E>
 void bi_wkv_backward_cpu(E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst, const E* dy, const E* k, const E* v,
                          const acc_t<E>* decay, const acc_t<E>* first, int64_t B, int64_t T, int64_t C,
                          void* /*workspace*/) {
-  bi_wkv_detail::bi_wkv_backward_cpu_plan<E>(make_plan(T), dk, dv, ddecay, dfirst, dy, k, v, decay, first, B, T, C);
+  bi_wkv_detail::bi_wkv_backward_cpu_plan<E>(make_plan(T, 0, 0, 0, sizeof(E)), dk, dv, ddecay, dfirst, dy, k, v, decay, first, B, T, C);
 }
 
 // ---- official_compat ------------------------------------------------------------------------------------

@@ -164,8 +164,10 @@ DRWKV_BIWKV_UNROLL
 // its launcher sets (the dynamic shared-memory limit) apply to exactly the functions it launches (shared
 // template instances across translation units left the opt-in limit on another module's copy).
 namespace {
-template <typename E, bool kBackward, bool kGlobalCarries>
-__global__ void __launch_bounds__(kMaxWarps * 32) bi_wkv_kernel(const KernelArgs<E> a) {
+// kMinBlocks = 3 (blocks of ≤ 8 warps): at most 80 registers per thread, so that three blocks (24 warps)
+// share an SM; otherwise up to 16-warp blocks and 128 registers.
+template <typename E, bool kBackward, bool kGlobalCarries, int kMinBlocks = 1>
+__global__ void __launch_bounds__(kMinBlocks > 1 ? 256 : kMaxWarps * 32, kMinBlocks) bi_wkv_kernel(const KernelArgs<E> a) {
   unsigned char* sm = dynamic_smem();
   const int lane = int(threadIdx.x & 31), warp = int(threadIdx.x >> 5);
   const int N = a.cluster, W = a.warps, S = a.seg_chunks, staged = a.smem.staged;

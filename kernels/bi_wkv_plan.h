@@ -6,9 +6,10 @@
 // cluster of `cluster` thread blocks (Hopper thread block clusters: co-scheduled, with a cluster-wide
 // barrier), each of `warps` warps; warp w of block r owns segment g = r·warps + w, the chunks
 // [g·S, g·S + S) (S = seg_chunks) of kChunk tokens. Nothing crosses clusters: no atomics, no inter-kernel
-// passes. Automatic choice: segments of 4 chunks (32 tokens per thread); 8 warps per block up to
-// T = 2048 (clusters of ≤ 8 blocks of 256 tokens), then 16 warps (blocks of 512 tokens, T ≤ 4096 in
-// 8-block clusters), beyond that longer segments.
+// passes. Automatic choice: 8 warps per block; segments of 4 chunks (32 tokens per thread) up to
+// T = 2048 (clusters of ≤ 8 blocks of 256 tokens; bf16 from T = 257 on: 8 chunks, blocks of 512
+// tokens), beyond that 8-block clusters with longer segments (T = 4096: 8 chunks). Blocks of 16 warps with 4-chunk segments ran the forward 20% slower at T = 4096
+// and the backward at the same speed (H100, docs/PERF.md).
 #pragma once
 
 #include <cstddef>
@@ -36,21 +37,24 @@ struct Plan {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// The automatic plan, or the given counts where they are positive (S = 0: as many as needed).
-inline Plan make_plan(int64_t T, int cluster = 0, int warps = 0, int seg_chunks = 0) {
+// The automatic plan for elements of `elem_bytes` bytes (2: bf16; anything else: the f32 choice), or the
+// given counts where they are positive (S = 0: as many as needed).
+inline Plan make_plan(int64_t T, int cluster = 0, int warps = 0, int seg_chunks = 0, size_t elem_bytes = 4) {
   Plan p;
   p.chunks = T < 1 ? 1 : ceil_div(T, kChunk);
   if (cluster <= 0 && warps <= 0) {
+    // bf16 stages twice the chunks per byte of shared memory: 8-chunk segments (half the blocks per
+    // sequence) then win, 0.213 against 0.230 ms forward + backward at B32 T1024 C384 (H100)
+    const int seg = elem_bytes == 2 ? 2 * kSegChunks : kSegChunks;
     if (p.chunks <= 8 * kSegChunks) {
       p.cluster = 1;
       p.warps = int(ceil_div(p.chunks, kSegChunks));
     } else if (p.chunks <= int64_t(kMaxCluster) * 8 * kSegChunks) {
       p.warps = 8;
-      p.cluster = int(ceil_div(p.chunks, 8 * kSegChunks));
-    } else {
-      p.warps = kMaxWarps;
-      const int64_t n = ceil_div(p.chunks, int64_t(kMaxWarps) * kSegChunks);
-      p.cluster = int(n < kMaxCluster ? n : kMaxCluster);
+      p.cluster = int(ceil_div(p.chunks, 8 * seg));
+    } else {  // longer segments rather than 16-warp blocks: 20% faster forward at T = 4096 (H100)
+      p.warps = 8;
+      p.cluster = kMaxCluster;
     }
   } else {
     p.cluster = cluster > 0 ? cluster : 1;
@@ -132,7 +136,7 @@ inline int max_staged(const Plan& p, size_t budget, size_t elem_bytes, bool back
 }
 
 // The CPU implementation with an explicit plan (bi_wkv_cpu.cpp; the public _cpu launchers use
-// make_plan(T)): the oracle of a CUDA launch with the same plan, to rounding.
+// make_plan(T) with their element size): the oracle of a CUDA launch with the same plan, to rounding.
 template <typename E>
 void bi_wkv_forward_cpu_plan(const Plan& plan, E* y, const E* k, const E* v, const acc_t<E>* decay,
                              const acc_t<E>* first, int64_t B, int64_t T, int64_t C);

@@ -1,8 +1,13 @@
 // CUDA q-shift mix (kernels/shift.h).
 //
 // Layout (kernels/row_tiles.cuh): a block owns kQShiftRowsPerBlock consecutive tokens of the flattened
-// batch; thread x owns a chunk of VW channels (16 bytes of T on the vector path) that lies inside one
-// channel quarter, so one neighbour token serves the whole chunk; μ stays in registers.
+// batch; thread x owns a chunk of VW channels that lies inside one channel quarter, so one neighbour token
+// serves the whole chunk; μ stays in registers. VW is 16 bytes of T in the forward and 4 channels in the
+// backward (8 bytes of bf16), whose per-thread μ and dμ sums would otherwise hold occupancy to 15 warps
+// per SM (121 registers at M = 3, bf16). In the backward a token's sample, grid row and column come from
+// 32-bit divisions, once per token (the launcher checks that the flattened batch has fewer than 2^31
+// rows); the forward keeps 64-bit arithmetic (the 32-bit form took it from 64 to 96 registers and ran
+// 5% slower on the H100).
 // Bytes (N = B·T·C elements of T, S = sizeof(T)):
 //   forward  reads x once from DRAM (the neighbour reads hit L1/L2: neighbours are ±1 and ±grid_w tokens
 //            away, inside the same or an adjacent block), writes M outputs: (1 + M)·N·S.
@@ -28,6 +33,20 @@ __device__ __forceinline__ void load_neighbour(const T* __restrict__ x, int64_t 
 #pragma unroll
     for (int j = 0; j < VW; ++j) v[j] = 0.f;
   }
+}
+
+// Row r of the flattened batch: its sample b, its token t within the sample, and t's grid row y and
+// column x.
+struct RowPos {
+  unsigned b, t, y, x;
+};
+__device__ __forceinline__ RowPos row_pos(unsigned r, unsigned tokens, unsigned grid_w) {
+  RowPos p;
+  p.b = r / tokens;
+  p.t = r - p.b * tokens;
+  p.y = p.t / grid_w;
+  p.x = p.t - p.y * grid_w;
+  return p;
 }
 
 template <typename T, int VW, int M>
@@ -62,9 +81,10 @@ __global__ void qshift_forward_kernel(MixPtrs<T*> outs, const T* __restrict__ x,
 // dx for the block's rows, and the block's partial Σ g_m (x − Q) per channel into
 // partial[blockIdx.x][m][c] (when partial is not null).
 template <typename T, int VW, int M>
-__global__ void qshift_backward_kernel(T* __restrict__ dx, MixPtrs<const T*> douts, const T* __restrict__ x,
-                                       MixPtrs<const float*> mus, float* __restrict__ partial, int64_t rows,
-                                       int grid_h, int grid_w, int64_t C, bool accumulate) {
+__global__ void __launch_bounds__(256, 3)  // 80 registers: three blocks per SM (49% instead of 38% of copy at M = 3)
+    qshift_backward_kernel(T* __restrict__ dx, MixPtrs<const T*> douts, const T* __restrict__ x,
+                           MixPtrs<const float*> mus, float* __restrict__ partial, int64_t rows, int grid_h,
+                           int grid_w, int64_t C, bool accumulate) {
   using A = float;
   extern __shared__ float scratch[];  // blockDim.x · blockDim.y · M · VW
   const int64_t tokens = int64_t(grid_h) * grid_w;
@@ -83,43 +103,46 @@ __global__ void qshift_backward_kernel(T* __restrict__ dx, MixPtrs<const T*> dou
 #pragma unroll
       for (int m = 0; m < M; ++m) load_vec<VW>(mus.p[m] + c0, mu[m]);
       for (int64_t r = r0 + threadIdx.y; r < r1; r += blockDim.y) {
-        const int64_t b = r / tokens, t = r - b * tokens;
-        const int64_t src = qshift_source(q, t, grid_h, grid_w);
-        const int64_t rd = qshift_reader(q, t, grid_h, grid_w);
-        A xv[VW], qv[VW], acc[VW];
+        const RowPos at = row_pos(unsigned(r), unsigned(tokens), unsigned(grid_w));
+        const int64_t src = qshift_source_at(q, at.t, at.y, at.x, grid_h, grid_w);
+        const int64_t rd = qshift_reader_at(q, at.t, at.y, at.x, grid_h, grid_w);
+        // Every load of the row is issued before any value is used: one memory round trip per row instead
+        // of one per tensor (the kernel is latency-bound otherwise). An off-grid neighbour reads the row
+        // itself and is replaced by zeros afterwards.
+        const int64_t row = r * C + c0, sample = int64_t(at.b) * tokens;
+        const int64_t src_at = (src >= 0 ? sample + src : r) * C + c0, rd_at = (rd >= 0 ? sample + rd : r) * C + c0;
+        A xv[VW], qv[VW], acc[VW], g[M][VW], gr[M][VW];
         if (partial) {
-          load_vec<VW>(x + r * C + c0, xv);
-          load_neighbour<T, VW>(x, b, tokens, src, C, c0, qv);
+          load_vec<VW>(x + row, xv);
+          load_vec<VW>(x + src_at, qv);
+        }
 #pragma unroll
-          for (int j = 0; j < VW; ++j) xv[j] -= qv[j];  // x − Q
+        for (int m = 0; m < M; ++m) {
+          load_vec<VW>(douts.p[m] + row, g[m]);
+          if (dx) load_vec<VW>(douts.p[m] + rd_at, gr[m]);
         }
         if (dx && accumulate) {
-          load_vec<VW>(dx + r * C + c0, acc);
+          load_vec<VW>(dx + row, acc);
         } else {
 #pragma unroll
           for (int j = 0; j < VW; ++j) acc[j] = A(0);
         }
+        if (partial) {
 #pragma unroll
-        for (int m = 0; m < M; ++m) {
-          A g[VW];
-          load_vec<VW>(douts.p[m] + r * C + c0, g);
-          if (partial) {
+          for (int j = 0; j < VW; ++j) xv[j] -= src >= 0 ? qv[j] : A(0);  // x − Q
 #pragma unroll
-            for (int j = 0; j < VW; ++j) dmu[m * VW + j] += g[j] * xv[j];
-          }
-          if (dx) {
-            A gr[VW];
-            if (rd >= 0) {
-              load_vec<VW>(douts.p[m] + (b * tokens + rd) * C + c0, gr);
-            } else {
+          for (int m = 0; m < M; ++m)
 #pragma unroll
-              for (int j = 0; j < VW; ++j) gr[j] = A(0);
-            }
-#pragma unroll
-            for (int j = 0; j < VW; ++j) acc[j] += g[j] * mu[m][j] + gr[j] * (A(1) - mu[m][j]);
-          }
+            for (int j = 0; j < VW; ++j) dmu[m * VW + j] += g[m][j] * xv[j];
         }
-        if (dx) store_vec<VW>(dx + r * C + c0, acc);
+        if (dx) {
+#pragma unroll
+          for (int m = 0; m < M; ++m)
+#pragma unroll
+            for (int j = 0; j < VW; ++j)
+              acc[j] += g[m][j] * mu[m][j] + (rd >= 0 ? gr[m][j] : A(0)) * (A(1) - mu[m][j]);
+          store_vec<VW>(dx + row, acc);
+        }
       }
     }
     if (partial == nullptr) continue;  // uniform: no thread reaches the reduction
@@ -144,10 +167,14 @@ struct AddToMixGradients {
   }
 };
 
-// The 16-byte path needs every chunk inside one quarter (C a multiple of 4·VW) and aligned pointers.
-template <typename T, typename PX, typename PM>
+// Channels per thread on the vector path: 16 bytes of T forward, 4 channels backward (file comment).
+template <typename T> inline constexpr int kForwardVW = kPack<T>;
+inline constexpr int kBackwardVW = 4;
+
+// The vector path needs every chunk of VW channels inside one quarter (C a multiple of 4·VW) and 16-byte
+// aligned pointers.
+template <int VW, typename T, typename PX, typename PM>
 bool use_vector_path(int64_t C, const T* x, const PX& outs, const PM& mus, int mixes) {
-  constexpr int VW = kPack<T>;
   if (C % (4 * VW) != 0 || !aligned16(x)) return false;
   for (int m = 0; m < mixes; ++m)
     if (!aligned16(outs.p[m]) || !aligned16(mus.p[m])) return false;
@@ -200,11 +227,11 @@ void qshift_mix_forward_cuda(const MixPtrs<T*>& outs, const T* x, const MixPtrs<
                (long long)batch, grid_h, grid_w, (long long)C);
   const int64_t rows = batch * grid_h * grid_w;
   if (rows == 0) return;
-  const bool vec = use_vector_path(C, x, outs, mus, mixes);
+  const bool vec = use_vector_path<kForwardVW<T>>(C, x, outs, mus, mixes);
   dispatch_mixes(mixes, [&](auto mc) {
     constexpr int M = decltype(mc)::value;
     if (vec)
-      forward_launch<T, kPack<T>, M>(outs, x, mus, rows, grid_h, grid_w, C, to_cuda(s));
+      forward_launch<T, kForwardVW<T>, M>(outs, x, mus, rows, grid_h, grid_w, C, to_cuda(s));
     else
       forward_launch<T, 1, M>(outs, x, mus, rows, grid_h, grid_w, C, to_cuda(s));
   });
@@ -218,11 +245,13 @@ void qshift_mix_backward_cuda(T* dx, const MixPtrs<acc_t<T>*>& dmus, const MixPt
                (long long)batch, grid_h, grid_w, (long long)C);
   const int64_t rows = batch * grid_h * grid_w;
   if (rows == 0) return;
-  bool vec = use_vector_path(C, x, douts, mus, mixes) && (dx == nullptr || aligned16(dx));
+  DRWKV_ASSERT(rows < (int64_t(1) << 31), "q-shift mix: %lld tokens in the batch (the kernel indexes rows with 32 bits)",
+               (long long)rows);
+  bool vec = use_vector_path<kBackwardVW>(C, x, douts, mus, mixes) && (dx == nullptr || aligned16(dx));
   dispatch_mixes(mixes, [&](auto mc) {
     constexpr int M = decltype(mc)::value;
     if (vec)
-      backward_launch<T, kPack<T>, M>(dx, dmus, douts, x, mus, rows, grid_h, grid_w, C, accumulate, workspace, to_cuda(s));
+      backward_launch<T, kBackwardVW, M>(dx, dmus, douts, x, mus, rows, grid_h, grid_w, C, accumulate, workspace, to_cuda(s));
     else
       backward_launch<T, 1, M>(dx, dmus, douts, x, mus, rows, grid_h, grid_w, C, accumulate, workspace, to_cuda(s));
   });

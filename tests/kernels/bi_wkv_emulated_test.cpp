@@ -175,7 +175,7 @@ TEST(BiWkvEmulated, AutomaticPlans) {
 }
 
 TEST(BiWkvEmulated, LongerAutomaticPlans) {
-  // four-block clusters of 8 warps (T = 1000); five-block clusters of 16 warps (T = 2100)
+  // four-block clusters of 8 warps (T = 1000); eight-block clusters with 5-chunk segments (T = 2100)
   check(make(1, 1000, 33, 211), Launch{}, 8, 1);
   check(make(1, 2100, 20, 221), Launch{}, 10, 2);
   EXPECT_EQ(emu::g_barrier_errors.load(), 0);
