@@ -137,7 +137,8 @@ void compare_plans(const Config& c, int iters, double copy_gbs, std::vector<std:
   for (const BiWkvPlan& p : plans_for(c)) {
     bench::Timing f = bench::time_gpu(0, [&] { forward<E>(b, c, p); }, 3, iters);
     bench::Timing bw = bench::time_gpu(0, [&] { backward<E>(b, c, p); }, 3, iters);
-    const double f_gbs = 3 * elems * es / (f.median_ms * 1e-3) / 1e9, b_gbs = 5 * elems * es / (bw.median_ms * 1e-3) / 1e9;
+    const double f_gbs = 3 * elems * es / (f.median_ms * 1e-3) / 1e9;
+    const double b_gbs = 5 * elems * es / (bw.median_ms * 1e-3) / 1e9;
     rows.push_back({shape_name(c), std::string(dtype_name(dt)), plan_name<E>(p, c.T, false), fmt(f.median_ms, 3),
                     fmt(100 * f_gbs / copy_gbs, 0) + "%", plan_name<E>(p, c.T, true), fmt(bw.median_ms, 3),
                     fmt(100 * b_gbs / copy_gbs, 0) + "%", fmt(f.median_ms + bw.median_ms, 3)});

@@ -26,7 +26,9 @@ size_t bi_wkv_workspace_bytes(const BiWkvPlan& plan, int64_t B, int64_t T, int64
   }
   return bytes;
 }
-size_t bi_wkv_workspace_bytes(int64_t B, int64_t T, int64_t C) { return bi_wkv_workspace_bytes(BiWkvPlan{}, B, T, C); }
+size_t bi_wkv_workspace_bytes(int64_t B, int64_t T, int64_t C) {
+  return bi_wkv_workspace_bytes(BiWkvPlan{}, B, T, C);
+}
 
 size_t bi_wkv_compat_workspace_bytes(int64_t B, int64_t T, int64_t C) {
   return size_t(5 * B * T * C) * sizeof(float);  // ẑ, m, y, then ∂L/∂w and ∂L/∂u per (b, t, c)
@@ -187,7 +189,8 @@ template <typename E>
 void bi_wkv_backward_cpu(E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst, const E* dy, const E* k, const E* v,
                          const acc_t<E>* decay, const acc_t<E>* first, int64_t B, int64_t T, int64_t C,
                          void* /*workspace*/) {
-  bi_wkv_detail::bi_wkv_backward_cpu_plan<E>(make_plan(T, 0, 0, 0, sizeof(E)), dk, dv, ddecay, dfirst, dy, k, v, decay, first, B, T, C);
+  bi_wkv_detail::bi_wkv_backward_cpu_plan<E>(make_plan(T, 0, 0, 0, sizeof(E)), dk, dv, ddecay, dfirst, dy, k, v, decay,
+                                             first, B, T, C);
 }
 
 // ---- official_compat ------------------------------------------------------------------------------------

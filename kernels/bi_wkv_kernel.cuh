@@ -167,7 +167,8 @@ namespace {
 // kMinBlocks = 3 (blocks of ≤ 8 warps): at most 80 registers per thread, so that three blocks (24 warps)
 // share an SM; otherwise up to 16-warp blocks and 128 registers.
 template <typename E, bool kBackward, bool kGlobalCarries, int kMinBlocks = 1>
-__global__ void __launch_bounds__(kMinBlocks > 1 ? 256 : kMaxWarps * 32, kMinBlocks) bi_wkv_kernel(const KernelArgs<E> a) {
+__global__ void __launch_bounds__(kMinBlocks > 1 ? 256 : kMaxWarps * 32, kMinBlocks)
+    bi_wkv_kernel(const KernelArgs<E> a) {
   unsigned char* sm = dynamic_smem();
   const int lane = int(threadIdx.x & 31), warp = int(threadIdx.x >> 5);
   const int N = a.cluster, W = a.warps, S = a.seg_chunks, staged = a.smem.staged;

@@ -137,7 +137,9 @@ template <typename E, bool kBackward> void allow_smem() {
   CUDA_CHECK(cudaGetDevice(&dev));
   if (dev < 64 && done[dev].load(std::memory_order_acquire)) return;
   const int bytes = int(device_limits().smem_per_block_optin);
-  auto allow = [bytes](auto fn) { CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes)); };
+  auto allow = [bytes](auto fn) {
+    CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  };
   allow(&bi_wkv_kernel<E, kBackward, false, 1>);
   allow(&bi_wkv_kernel<E, kBackward, true, 1>);
   allow(&bi_wkv_kernel<E, kBackward, false, 3>);

@@ -8,8 +8,9 @@
 // [g·S, g·S + S) (S = seg_chunks) of kChunk tokens. Nothing crosses clusters: no atomics, no inter-kernel
 // passes. Automatic choice: 8 warps per block; segments of 4 chunks (32 tokens per thread) up to
 // T = 2048 (clusters of ≤ 8 blocks of 256 tokens; bf16 from T = 257 on: 8 chunks, blocks of 512
-// tokens), beyond that 8-block clusters with longer segments (T = 4096: 8 chunks). Blocks of 16 warps with 4-chunk segments ran the forward 20% slower at T = 4096
-// and the backward at the same speed (H100, docs/PERF.md).
+// tokens), beyond that 8-block clusters with longer segments (T = 4096: 8 chunks). Blocks of 16 warps
+// with 4-chunk segments ran the forward 20% slower at T = 4096 and the backward at the same speed (H100,
+// docs/PERF.md).
 #pragma once
 
 #include <cstddef>
