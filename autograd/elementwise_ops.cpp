@@ -73,15 +73,15 @@ Variable unary(UnaryOp op, const Variable& x) {
     using T = decltype(tag);
     DRWKV_LAUNCH(y, T, unary_forward, op, ptr<T>(y), ptr<T>(xv), xv.numel());
   });
-  // ops whose derivative is cheapest from y keep y; the others keep x only
-  bool keep_y = op == UnaryOp::Sigmoid || op == UnaryOp::Tanh || op == UnaryOp::Exp;
-  return make_result(y, "unary", {x}, [op, xv, y = keep_y ? y : Tensor()](BackwardContext& ctx) {
+  // ops whose derivative is a function of y keep y only (often kept by the next op anyway); the others x
+  const bool from_y = kernels::unary_derivative_from_output(op);
+  return make_result(y, "unary", {x}, [op, kept = from_y ? y : xv, from_y](BackwardContext& ctx) {
     Tensor gy = ctx.grad_output().contiguous();
-    Tensor gx = Tensor::empty(xv.shape(), xv.dtype(), xv.device());
-    dispatch_float(xv.dtype(), [&](auto tag) {
+    Tensor gx = Tensor::empty(kept.shape(), kept.dtype(), kept.device());
+    dispatch_float(kept.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      DRWKV_LAUNCH(gx, T, unary_backward, op, ptr<T>(gx), ptr<T>(gy), ptr<T>(xv), y.defined() ? ptr<T>(y) : nullptr,
-                   xv.numel());
+      DRWKV_LAUNCH(gx, T, unary_backward, op, ptr<T>(gx), ptr<T>(gy), from_y ? nullptr : ptr<T>(kept),
+                   from_y ? ptr<T>(kept) : nullptr, kept.numel());
     });
     ctx.add(0, gx);
   });

@@ -183,7 +183,10 @@ void unary_forward_cuda(UnaryOp op, T* y, const T* x, int64_t n, StreamHandle s)
 template <typename T>
 void unary_backward_cuda(UnaryOp op, T* dx, const T* dy, const T* x, const T* y, int64_t n, StreamHandle s) {
   using A = acc_t<T>;
-  if (y) {
+  if (unary_derivative_from_output(op) && y) {
+    launch<T, 2>(dx, ptrs<T, 2>({dy, y}), nullptr, n,
+                 [op] __device__(const A* a) { return a[0] * unary_derivative_at_output<A>(op, a[1]); }, s);
+  } else if (y) {
     launch<T, 3>(dx, ptrs<T, 3>({dy, x, y}), nullptr, n,
                  [op] __device__(const A* a) { return a[0] * unary_derivative<A>(op, a[1], a[2]); }, s);
   } else {

@@ -1,7 +1,9 @@
 // Elementwise and broadcast operations, forward and backward.
 //
 // Unary ops y = f(x) over n contiguous elements; backward writes dx = dy * f'(x) (overwrites dx, may
-// alias dy), reading x (all ops) and, where cheaper, y. Binary ops out = a (op) b with numpy
+// alias dy). Where f' is a function of y alone (unary_derivative_from_output: sigmoid, tanh, exp,
+// squared ReLU, whose 2·relu(x) = 2·√y) a backward given y reads y only and x may be null, so the
+// autograd op keeps only y (which the next op often keeps anyway); otherwise it reads x, and y when given. Binary ops out = a (op) b with numpy
 // broadcasting described by a Broadcast (shapes and element strides, stride 0 on broadcast dims);
 // their gradients are elementwise products computed by the same ops plus a reduction over the
 // broadcast dims (kernels/reduce.h). Scalar ops: y = alpha * x + beta. lerp: out = a + (b - a) * w;
@@ -20,6 +22,10 @@ namespace drwkv::kernels {
 
 enum class UnaryOp : uint8_t { Sigmoid, SiLU, Tanh, Exp, Softplus, ReluSquared, Relu, Neg, Square };
 enum class BinaryOp : uint8_t { Add, Sub, Mul, Div };
+
+constexpr bool unary_derivative_from_output(UnaryOp op) {
+  return op == UnaryOp::Sigmoid || op == UnaryOp::Tanh || op == UnaryOp::Exp || op == UnaryOp::ReluSquared;
+}
 
 // Numpy-style broadcast of up to three operands to an output shape (row-major), strides in elements.
 struct Broadcast {

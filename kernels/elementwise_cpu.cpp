@@ -53,6 +53,11 @@ void unary_forward_cpu(UnaryOp op, T* y, const T* x, int64_t n) {
 template <typename T>
 void unary_backward_cpu(UnaryOp op, T* dx, const T* dy, const T* x, const T* y, int64_t n) {
   using A = acc_t<T>;
+  if (unary_derivative_from_output(op) && y) {
+    for (int64_t i = 0; i < n; ++i)
+      dx[i] = store_as<T>(load_as<A>(dy[i]) * unary_derivative_at_output<A>(op, load_as<A>(y[i])));
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) {
     A xv = load_as<A>(x[i]);
     A yv = y ? load_as<A>(y[i]) : unary_value<A>(op, xv);

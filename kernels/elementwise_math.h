@@ -32,6 +32,14 @@ DRWKV_HD float tanh_(float x) {
 #endif
 }
 DRWKV_HD double tanh_(double x) { return ::tanh(x); }
+DRWKV_HD float sqrt_(float x) {
+#if defined(__CUDA_ARCH__)
+  return sqrtf(x);
+#else
+  return std::sqrt(x);
+#endif
+}
+DRWKV_HD double sqrt_(double x) { return ::sqrt(x); }
 
 template <typename A> DRWKV_HD A sigmoid_(A x) { return A(1) / (A(1) + exp_(-x)); }
 
@@ -69,6 +77,18 @@ DRWKV_HD A unary_derivative(UnaryOp op, A x, A y) {
     case UnaryOp::Square: return A(2) * x;
   }
   return A(0);
+}
+
+// d f / d x from y = f(x) alone, for the ops where unary_derivative_from_output(op) holds.
+template <typename A>
+DRWKV_HD A unary_derivative_at_output(UnaryOp op, A y) {
+  switch (op) {
+    case UnaryOp::Sigmoid: return y * (A(1) - y);
+    case UnaryOp::Tanh: return A(1) - y * y;
+    case UnaryOp::Exp: return y;
+    case UnaryOp::ReluSquared: return A(2) * sqrt_(y);  // y = relu(x)² ≥ 0: 2·relu(x), 0 where x ≤ 0
+    default: return A(0);
+  }
 }
 
 template <typename A>

@@ -196,8 +196,9 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   }
   if (b.ln0_w >= 0) h = layer_norm(h, p(b.ln0_w), p(b.ln0_b), 1e-5);
   // Memory: the GEMM inputs that are cheap functions of tensors kept anyway (token-shift mixes of the
-  // LN output, the squared-ReLU activation of its pre-activation, the σ(r)·z gate of r and z) are
-  // recomputed for the weight gradients instead of being stored (linear_recompute).
+  // LN output, the σ(r)·z gate of r and z) are recomputed for the weight gradients instead of being
+  // stored (linear_recompute). The squared-ReLU activation is kept instead of its pre-activation: its
+  // derivative 2·√y needs only the activation, which the next GEMM keeps for its weight gradient.
   // spatial mix (MODEL.md §1.8)
   Variable x1 = layernorm_modulate(h, p(b.ln1_w), p(b.ln1_b), 1e-5, mod, 0, 1, branch);
   std::vector<Variable> att_mus = {p(b.mu_k), p(b.mu_v), p(b.mu_r)};
@@ -224,10 +225,7 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   if (b.ffn_ln_w >= 0) {
     kv = linear(layer_norm(kk, p(b.ffn_ln_w), p(b.ffn_ln_b), 1e-5), p(b.w_2));
   } else {
-    kv = linear_recompute(kk, p(b.w_2), [pv = pre.value()] {
-      autograd::NoGradGuard ng;
-      return relu_squared(Variable(pv)).value();
-    });
+    kv = linear(kk, p(b.w_2));
   }
   Variable rr = linear_recompute(kr[1], p(b.w_rr), [fmixes] { return fmixes->get(1); });
   Variable ffn = sigmoid_mul(rr, kv);
