@@ -355,10 +355,11 @@ absl::StatusOr<StepResult> train_step(Run& r, bool want_stop) {
     autograd::adamw_step(mine, r.grad_shard, r.adam_m, r.adam_v, cfg, r.step + 1, scale);
     dist::zero1_all_gather(r.world->comm(), s.flat_params(), *r.zero);
     s.refresh_compute_copy();
-  } else {
-    autograd::adamw_step(s.flat_params(), s.flat_grads(), r.adam_m, r.adam_v, cfg, r.step + 1, scale, s.compute_copy());
+    autograd::ema_update(r.ema, s.flat_params(), ema_decay(r.recipe.ema, r.step));
+  } else {  // the EMA in the optimizer's pass
+    autograd::adamw_step(s.flat_params(), s.flat_grads(), r.adam_m, r.adam_v, cfg, r.step + 1, scale, s.compute_copy(),
+                         r.ema, ema_decay(r.recipe.ema, r.step));
   }
-  autograd::ema_update(r.ema, s.flat_params(), ema_decay(r.recipe.ema, r.step));
   return out;
 }
 

@@ -20,12 +20,16 @@ void check_flat(const Tensor& t, const Tensor& like, DType dtype, const char* wh
 }  // namespace
 
 void adamw_step(Tensor& params, const Tensor& grads, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step,
-                const Tensor& grad_scale, Tensor compute_copy) {
+                const Tensor& grad_scale, Tensor compute_copy, Tensor ema, double ema_decay) {
   check_flat(params, params, DType::F32, "adamw_step params");
   check_flat(grads, params, DType::F32, "adamw_step grads");
   check_flat(m, params, DType::F32, "adamw_step m");
   check_flat(v, params, DType::F32, "adamw_step v");
   if (compute_copy.defined()) check_flat(compute_copy, params, DType::BF16, "adamw_step compute_copy");
+  if (ema.defined()) {
+    check_flat(ema, params, DType::F32, "adamw_step ema");
+    DRWKV_ASSERT(ema_decay >= 0 && ema_decay <= 1, "adamw_step: ema_decay %g outside [0, 1]", ema_decay);
+  }
   // The scale stays where it is when it lives with the parameters (no synchronisation); a scalar
   // elsewhere is read on the host (free for a host scalar; a device scalar with host parameters syncs).
   const float* scale_ptr = nullptr;
@@ -46,12 +50,14 @@ void adamw_step(Tensor& params, const Tensor& grads, Tensor& m, Tensor& v, const
   float* mp = m.data_ptr<float>();
   float* vp = v.data_ptr<float>();
   bf16* copy = compute_copy.defined() ? compute_copy.data_ptr<bf16>() : nullptr;
+  float* ep = ema.defined() ? ema.data_ptr<float>() : nullptr;
+  h.ema_decay = float(ema_decay);
   if (params.is_cuda()) {
     ProfileRange range("adamw", params.device());
     DRWKV_CUDA_ONLY(kernels::adamw_cuda(p, g, mp, vp, copy, params.numel(), h, scale_ptr,
-                                        current_stream(params.device()).handle()));
+                                        current_stream(params.device()).handle(), ep));
   } else {
-    kernels::adamw_cpu(p, g, mp, vp, copy, params.numel(), h, scale_ptr);
+    kernels::adamw_cpu(p, g, mp, vp, copy, params.numel(), h, scale_ptr, ep);
   }
 }
 

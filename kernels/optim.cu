@@ -12,10 +12,12 @@ constexpr int kThreads = 256;
 
 struct AdamWConsts {
   float beta1, beta2, c1, c2, eps, decay_factor, step_size, sqrt_bc2;
+  float ema_decay, ema_c;  // ema = ema_decay · ema + ema_c · p, as ema_cuda
 };
 
 AdamWConsts consts(const AdamWStep& h) {
-  return {h.beta1, h.beta2, 1.0f - h.beta1, 1.0f - h.beta2, h.eps, h.decay_factor, h.step_size, h.sqrt_bc2};
+  return {h.beta1, h.beta2, 1.0f - h.beta1, 1.0f - h.beta2, h.eps, h.decay_factor, h.step_size, h.sqrt_bc2,
+          h.ema_decay, 1.0f - h.ema_decay};
 }
 
 __device__ __forceinline__ float adamw_one(const AdamWConsts& k, float g, float& m, float& v, float p) {
@@ -30,8 +32,8 @@ __device__ __forceinline__ float load_scale(float host_scale, const float* ptr) 
 }
 
 __global__ void adamw_vec_kernel(float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m,
-                                 float* __restrict__ v, bf16* __restrict__ copy, int64_t n, AdamWConsts k,
-                                 float host_scale, const float* __restrict__ scale_ptr) {
+                                 float* __restrict__ v, bf16* __restrict__ copy, float* __restrict__ ema, int64_t n,
+                                 AdamWConsts k, float host_scale, const float* __restrict__ scale_ptr) {
   const float scale = load_scale(host_scale, scale_ptr);
   const int64_t packs = n / kVec;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
@@ -60,6 +62,15 @@ __global__ void adamw_vec_kernel(float* __restrict__ params, const float* __rest
       cuda::store_pack<float, 4>(v + i + 4 * h, v4[h]);
     }
     if (copy) cuda::store_pack<bf16, kVec>(copy + i, c);
+    if (ema) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        F4 e4 = cuda::load_pack<float, 4>(ema + i + 4 * h);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) e4.v[j] = k.ema_decay * e4.v[j] + k.ema_c * p4[h].v[j];
+        cuda::store_pack<float, 4>(ema + i + 4 * h, e4);
+      }
+    }
   }
   // the n % 8 tail
   for (int64_t i = packs * kVec + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
@@ -69,11 +80,12 @@ __global__ void adamw_vec_kernel(float* __restrict__ params, const float* __rest
     v[i] = vi;
     params[i] = p;
     if (copy) copy[i] = bf16(p);
+    if (ema) ema[i] = k.ema_decay * ema[i] + k.ema_c * p;
   }
 }
 
-__global__ void adamw_scalar_kernel(float* params, const float* grads, float* m, float* v, bf16* copy, int64_t n,
-                                    AdamWConsts k, float host_scale, const float* scale_ptr) {
+__global__ void adamw_scalar_kernel(float* params, const float* grads, float* m, float* v, bf16* copy, float* ema,
+                                    int64_t n, AdamWConsts k, float host_scale, const float* scale_ptr) {
   const float scale = load_scale(host_scale, scale_ptr);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     float mi = m[i], vi = v[i];
@@ -82,6 +94,7 @@ __global__ void adamw_scalar_kernel(float* params, const float* grads, float* m,
     v[i] = vi;
     params[i] = p;
     if (copy) copy[i] = bf16(p);
+    if (ema) ema[i] = k.ema_decay * ema[i] + k.ema_c * p;
   }
 }
 
@@ -113,17 +126,17 @@ __global__ void ema_scalar_kernel(float* ema, const float* params, int64_t n, fl
 }  // namespace
 
 void adamw_cuda(float* params, const float* grads, float* m, float* v, bf16* copy, int64_t n, const AdamWStep& h,
-                const float* grad_scale_ptr, StreamHandle s) {
+                const float* grad_scale_ptr, StreamHandle s, float* ema) {
   if (n == 0) return;
   AdamWConsts k = consts(h);
   bool aligned = cuda::aligned16(params) && cuda::aligned16(grads) && cuda::aligned16(m) && cuda::aligned16(v) &&
-                 (copy == nullptr || cuda::aligned16(copy));
+                 (copy == nullptr || cuda::aligned16(copy)) && (ema == nullptr || cuda::aligned16(ema));
   if (aligned) {
     adamw_vec_kernel<<<grid_size((n + kVec - 1) / kVec, kThreads), kThreads, 0, to_cuda(s)>>>(
-        params, grads, m, v, copy, n, k, h.grad_scale, grad_scale_ptr);
+        params, grads, m, v, copy, ema, n, k, h.grad_scale, grad_scale_ptr);
   } else {
-    adamw_scalar_kernel<<<grid_size(n, kThreads), kThreads, 0, to_cuda(s)>>>(params, grads, m, v, copy, n, k,
-                                                                            h.grad_scale, grad_scale_ptr);
+    adamw_scalar_kernel<<<grid_size(n, kThreads), kThreads, 0, to_cuda(s)>>>(params, grads, m, v, copy, ema, n,
+                                                                            k, h.grad_scale, grad_scale_ptr);
   }
   CUDA_CHECK_LAUNCH();
 }

@@ -9,7 +9,9 @@
 // (torch.optim.AdamW's update; its first moment uses lerp, equal up to rounding). params, m, v are
 // updated in place; grads is read only. grad_scale_ptr lets the gradient-clipping factor stay on the device (no
 // host synchronisation): device memory for _cuda, host memory for _cpu. Buffers must not overlap.
-// ema: ema[i] = decay · ema[i] + (1 − decay) · params[i].
+// ema: ema[i] = decay · ema[i] + (1 − decay) · params[i]. adamw given an `ema` buffer also applies it
+// to the updated parameters (decay h.ema_decay) in the same pass: the same arithmetic as ema after
+// adamw, without reading the parameters a second time.
 //
 // Only f32 (the precision policy keeps master weights, gradients, moments and EMA in f32), so these
 // launchers are not templates. The CUDA versions move 8 elements per thread as 16-byte accesses
@@ -30,6 +32,7 @@ struct AdamWStep {
   float step_size = 0.0f;     // lr / (1 − β1^t)
   float sqrt_bc2 = 1.0f;      // √(1 − β2^t)
   float grad_scale = 1.0f;    // host factor on the gradients (times *grad_scale_ptr when given)
+  float ema_decay = 0.0f;     // with an ema buffer
 };
 
 // The per-step constants for 1-based step t, computed in f64 then rounded.
@@ -37,9 +40,9 @@ AdamWStep adamw_step_constants(double lr, double beta1, double beta2, double eps
                                double grad_scale = 1.0);
 
 void adamw_cpu(float* params, const float* grads, float* m, float* v, bf16* copy, int64_t n, const AdamWStep& h,
-               const float* grad_scale_ptr);
+               const float* grad_scale_ptr, float* ema = nullptr);
 void adamw_cuda(float* params, const float* grads, float* m, float* v, bf16* copy, int64_t n, const AdamWStep& h,
-                const float* grad_scale_ptr, StreamHandle s);
+                const float* grad_scale_ptr, StreamHandle s, float* ema = nullptr);
 
 void ema_cpu(float* ema, const float* params, int64_t n, float decay);
 void ema_cuda(float* ema, const float* params, int64_t n, float decay, StreamHandle s);

@@ -23,9 +23,9 @@ AdamWStep adamw_step_constants(double lr, double beta1, double beta2, double eps
 }
 
 void adamw_cpu(float* params, const float* grads, float* m, float* v, bf16* copy, int64_t n, const AdamWStep& h,
-               const float* grad_scale_ptr) {
+               const float* grad_scale_ptr, float* ema) {
   const float scale = grad_scale_ptr ? h.grad_scale * *grad_scale_ptr : h.grad_scale;
-  const float c1 = 1.0f - h.beta1, c2 = 1.0f - h.beta2;
+  const float c1 = 1.0f - h.beta1, c2 = 1.0f - h.beta2, ce = 1.0f - h.ema_decay;
   for (int64_t i = 0; i < n; ++i) {
     float g = grads[i] * scale;
     float mi = h.beta1 * m[i] + c1 * g;
@@ -36,6 +36,7 @@ void adamw_cpu(float* params, const float* grads, float* m, float* v, bf16* copy
     v[i] = vi;
     params[i] = p;
     if (copy) copy[i] = bf16(p);
+    if (ema) ema[i] = h.ema_decay * ema[i] + ce * p;
   }
 }
 

@@ -61,6 +61,32 @@ TEST(AdamWGpu, MatchesCpu) {
         for (bool ptr : {false, true}) check_adamw(n, offset, copy, ptr, seed += 20);
 }
 
+TEST(AdamWGpu, FusedEmaMatchesCpuEmaAfterTheStep) {
+  DRWKV_REQUIRE_GPU();
+  uint64_t seed = 900;
+  for (int64_t n : {1, 9, 4097, (1 << 20) + 3})
+    for (int64_t offset : {0, 1}) {  // offset 1: the unaligned (scalar) kernel
+      const int64_t len = n + offset;
+      State cpu{rnd(len, ++seed), rnd(len, ++seed, -0.1, 0.1), rnd(len, ++seed, 0.0, 0.01)};
+      State gpu{cpu.p.to(kGpu), cpu.m.to(kGpu), cpu.v.to(kGpu)};
+      Tensor e = rnd(len, ++seed), eg = e.to(kGpu);
+      for (int t = 1; t <= 3; ++t) {
+        Tensor g = rnd(len, ++seed, -3.0, 3.0), gg = g.to(kGpu);
+        AdamWStep h = adamw_step_constants(1e-2, 0.9, 0.999, 1e-8, 0.05, t);
+        h.ema_decay = 0.999f;
+        adamw_cpu(cpu.p.data_ptr<float>() + offset, g.data_ptr<float>() + offset, cpu.m.data_ptr<float>() + offset,
+                  cpu.v.data_ptr<float>() + offset, nullptr, n, h, nullptr);
+        ema_cpu(e.data_ptr<float>() + offset, cpu.p.data_ptr<float>() + offset, n, h.ema_decay);
+        adamw_cuda(gpu.p.data_ptr<float>() + offset, gg.data_ptr<float>() + offset, gpu.m.data_ptr<float>() + offset,
+                   gpu.v.data_ptr<float>() + offset, nullptr, n, h, nullptr, current_stream(0).handle(),
+                   eg.data_ptr<float>() + offset);
+      }
+      const std::string what = "fused ema n " + std::to_string(n) + " offset " + std::to_string(offset);
+      EXPECT_TENSORS_CLOSE(gpu.p, cpu.p, (testing::Tolerance{2e-6, 1e-7}), what + " params", seed);
+      EXPECT_TENSORS_CLOSE(eg, e, (testing::Tolerance{2e-6, 1e-7}), what + " ema", seed);
+    }
+}
+
 TEST(EmaGpu, MatchesCpu) {
   DRWKV_REQUIRE_GPU();
   uint64_t seed = 500;

@@ -84,6 +84,31 @@ TEST(AdamWCpu, StepConstants) {
   EXPECT_FLOAT_EQ(k.grad_scale, 0.25f);
 }
 
+TEST(AdamWCpu, FusedEmaEqualsEmaAfterTheStep) {
+  // adamw given an ema buffer: parameters, moments and copy as without it, the EMA bit for bit as
+  // ema_cpu on the updated parameters
+  const int64_t n = 1031;
+  for (double decay : {0.0, 0.9, 0.9999}) {
+    std::vector<float> p1 = rnd(n, 21), p2 = p1, m1(size_t(n), 0.0f), m2 = m1, v1 = m1, v2 = m1;
+    std::vector<float> e1 = rnd(n, 22), e2 = e1;
+    for (int t = 1; t <= 3; ++t) {
+      std::vector<float> g = rnd(n, 30 + uint64_t(t), -2.0, 2.0);
+      AdamWStep k = adamw_step_constants(1e-2, 0.9, 0.999, 1e-8, 0.1, t);
+      k.ema_decay = float(decay);
+      adamw_cpu(p1.data(), g.data(), m1.data(), v1.data(), nullptr, n, k, nullptr, e1.data());
+      adamw_cpu(p2.data(), g.data(), m2.data(), v2.data(), nullptr, n, k, nullptr);
+      ema_cpu(e2.data(), p2.data(), n, float(decay));
+      for (int64_t i = 0; i < n; ++i) {
+        const size_t j = size_t(i);
+        ASSERT_EQ(p1[j], p2[j]) << "decay " << decay << " step " << t << " params element " << i;
+        ASSERT_EQ(m1[j], m2[j]) << "m element " << i;
+        ASSERT_EQ(v1[j], v2[j]) << "v element " << i;
+        ASSERT_EQ(e1[j], e2[j]) << "decay " << decay << " step " << t << " ema element " << i;
+      }
+    }
+  }
+}
+
 TEST(EmaCpu, ClosedForm) {
   // constant parameters p: after k updates ema = p + decay^k (ema0 − p)
   const int64_t n = 515;
