@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "autograd/profiler.h"
 #include "autograd/tensor_math.h"
 #include "autograd/variable.h"
 
@@ -32,13 +33,19 @@ void accumulate_into(Tensor& slot, const Shape& shape, Tensor g, bool bound) {
     slot = std::move(g);
     return;
   }
-  if (!bound && slot.storage().use_count() > 1) slot = slot.clone();
+  if (!bound && slot.storage().use_count() > 1) {
+    ProfileRange range("grad_clone", slot.device());
+    slot = slot.clone();
+  }
   add_(slot, g);
 }
 
 // Makes a slot safe to modify in place (see accumulate_into).
 void make_exclusive(Tensor& slot, bool bound) {
-  if (!bound && slot.storage().use_count() > 1) slot = slot.clone();
+  if (!bound && slot.storage().use_count() > 1) {
+    ProfileRange range("grad_clone", slot.device());
+    slot = slot.clone();
+  }
 }
 
 void leaf_used(PassState& pass, VariableImpl* leaf) {

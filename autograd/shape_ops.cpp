@@ -1,6 +1,8 @@
 // Differentiable views and layout changes (autograd/shape_ops.h).
 #include "autograd/shape_ops.h"
 
+#include "autograd/profiler.h"
+
 #include "autograd/tensor_math.h"
 
 namespace drwkv::autograd {
@@ -37,6 +39,7 @@ Variable contiguous(const Variable& x) {
 
 Variable slice(const Variable& x, int axis, int64_t start, int64_t length) {
   return make_result(x.value().narrow(axis, start, length), "slice", {x}, [axis, start, length](BackwardContext& ctx) {
+    ProfileRange range("slice_backward", ctx.grad_output().device());
     bool accumulate = false;
     Tensor g = ctx.target(0, &accumulate);
     if (!accumulate) g.zero_();
@@ -119,8 +122,18 @@ std::vector<Variable> split(const Variable& x, const std::vector<int64_t>& lengt
 
 Variable cast(const Variable& x, DType dtype) {
   if (x.dtype() == dtype) return x;
-  return make_result(x.value().to(dtype), "cast", {x}, [from = x.dtype()](BackwardContext& ctx) {
-    ctx.add(0, ctx.grad_output().to(from));
+  Tensor y;
+  {
+    ProfileRange range("cast", x.value().device());
+    y = x.value().to(dtype);
+  }
+  return make_result(y, "cast", {x}, [from = x.dtype()](BackwardContext& ctx) {
+    Tensor g;
+    {
+      ProfileRange range("cast", ctx.grad_output().device());
+      g = ctx.grad_output().to(from);
+    }
+    ctx.add(0, g);
   });
 }
 

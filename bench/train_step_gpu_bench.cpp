@@ -100,8 +100,8 @@ int main(int argc, char** argv) {
       store.zero_grads();
       models::TrainLoss tl = diffusion.training_loss(model, tb, 1.0 / c.batch, true);
       tl.loss.backward();
-      autograd::adamw_step(store.flat_params(), store.flat_grads(), m, v, opt, ++step, Tensor(), store.compute_copy());
-      autograd::ema_update(ema, store.flat_params(), 0.9999);
+      autograd::adamw_step(store.flat_params(), store.flat_grads(), m, v, opt, ++step, Tensor(), store.compute_copy(),
+                           ema, 0.9999);
     };
     for (int i = 0; i < warmup; ++i) one_step();
     cuda_device_synchronize(0);
@@ -122,19 +122,27 @@ int main(int argc, char** argv) {
       one_step();
       autograd::profiler_enable(false);
       std::vector<autograd::ProfileEntry> rep = autograd::profiler_report();
-      double total = 0;
-      for (const auto& e : rep) total += e.total_ms;
+      double total = 0, idle = 0, host = 0;
+      for (const auto& e : rep) {
+        total += e.total_ms;
+        idle += e.idle_before_ms;
+        host += e.host_before_ms;
+      }
+      const std::string run = cfg.name + " b" + std::to_string(c.batch) + " T" + std::to_string(cfg.tokens());
       for (const auto& e : rep)
-        breakdown.push_back({cfg.name + " b" + std::to_string(c.batch) + " T" + std::to_string(cfg.tokens()), e.name,
-                             std::to_string(e.calls), bench::fmt(e.total_ms, 2), absl::StrFormat("%.1f%%", 100 * e.total_ms / total)});
+        breakdown.push_back({run, e.name, std::to_string(e.calls), bench::fmt(e.total_ms, 2),
+                             absl::StrFormat("%.1f%%", 100 * e.total_ms / total), bench::fmt(e.idle_before_ms, 2),
+                             bench::fmt(e.host_before_ms, 2)});
+      breakdown.push_back({run, "(all)", "", bench::fmt(total, 2), "100%", bench::fmt(idle, 2), bench::fmt(host, 2)});
     }
   }
   std::printf("\n");
   bench::print_table(table);
   if (profile) {
-    std::printf("\nPer-kernel breakdown of one step (sum of event-bracketed launches; the step time above also "
-                "includes launch gaps):\n");
-    breakdown.insert(breakdown.begin(), {"run", "kernel", "calls", "ms", "share"});
+    std::printf("\nPer-kernel breakdown of one step (sum of event-bracketed launches; idle before = the stream's "
+                "idle time between the previous launch's end and these launches' starts; host before = the host's "
+                "time between the previous launch call and these):\n");
+    breakdown.insert(breakdown.begin(), {"run", "kernel", "calls", "ms", "share", "idle before ms", "host before ms"});
     bench::print_table(breakdown);
   }
   return 0;
