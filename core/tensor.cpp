@@ -270,9 +270,18 @@ void Tensor::copy_(const Tensor& src_in) {
   DRWKV_ASSERT(defined() && src_in.defined(), "copy_ with an undefined tensor");
   Tensor src = src_in.shape() == shape_ ? src_in : src_in.expand(shape_);
   if (numel() == 0) return;
-  // 1. bring the source to this dtype (contiguous conversion on the source's device)
+  // 1. bring the source to this dtype (contiguous conversion on the source's device); straight into this
+  // tensor when it is dense on that device (the usual cast), else into a temporary copied below
   if (src.dtype() != dtype_) {
     Tensor sc = src.contiguous();
+    if (sc.device() == device_ && is_contiguous() && !shares_storage_with(sc)) {
+      if (is_cuda()) {
+        DRWKV_CUDA_ONLY(core_detail::convert_cuda(data(), dtype_, sc.data(), sc.dtype(), numel(), stream_of(sc)));
+      } else {
+        core_detail::convert_cpu(data(), dtype_, sc.data(), sc.dtype(), numel());
+      }
+      return;
+    }
     Tensor conv = empty(sc.shape(), dtype_, sc.device());
     if (sc.is_cuda()) {
       DRWKV_CUDA_ONLY(core_detail::convert_cuda(conv.data(), dtype_, sc.data(), sc.dtype(), sc.numel(), stream_of(sc)));

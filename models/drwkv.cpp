@@ -262,21 +262,23 @@ Variable DrwkvModel::forward(const DrwkvInputs& in) const {
   // every block's adaLN in one GEMM: [B, nb·6D], then one [B, 6D] piece per block
   Variable mod_all = add(cast(linear(cast(sc, branch), p(ada_w_)), residual), cast(p(ada_b_), residual));
   std::vector<Variable> mods = split(mod_all, std::vector<int64_t>(size_t(nb), 6 * D), 1);
-  // stochastic depth: per sample, per block, per branch (two independent draws, as the reference)
+  // stochastic depth: per sample, per block, per branch (two independent draws, as the reference); all
+  // blocks' scales in one upload (a copy from pageable host memory may wait for the stream)
   std::vector<Tensor> drop(static_cast<size_t>(nb));
-  if (c.drop_path > 0 && !in.drop_path_keys.empty()) {
+  if (c.drop_path > 0 && !in.drop_path_keys.empty() && nb > 1) {
     DRWKV_ASSERT(int64_t(in.drop_path_keys.size()) == B, "drop-path keys for %zu samples, batch %lld",
                  in.drop_path_keys.size(), (long long)B);
+    std::vector<float> scale(static_cast<size_t>((nb - 1) * 2 * B));
     for (int l = 1; l < nb; ++l) {
       double pl = c.drop_path * double(l) / double(c.depth);
-      std::vector<float> scale(static_cast<size_t>(2 * B));
       for (int br = 0; br < 2; ++br)
         for (int64_t i = 0; i < B; ++i) {
           float u = philox::uniform_at(in.seed, in.drop_path_keys[size_t(i)], 0, uint64_t(2 * l + br));
-          scale[size_t(br * B + i)] = u < 1.0 - pl ? float(1.0 / (1.0 - pl)) : 0.0f;
+          scale[size_t(((l - 1) * 2 + br) * B + i)] = u < 1.0 - pl ? float(1.0 / (1.0 - pl)) : 0.0f;
         }
-      drop[size_t(l)] = Tensor::from_vector(scale, Shape{2, B}, dev, DType::F32);
     }
+    Tensor all = Tensor::from_vector(scale, Shape{nb - 1, 2, B}, dev, DType::F32);
+    for (int l = 1; l < nb; ++l) drop[size_t(l)] = all.select(0, l - 1);
   }
   std::vector<Variable> skips;
   for (int l = 0; l < nb; ++l) {

@@ -37,6 +37,38 @@ TEST(TensorGpu, ConversionsMatchHost) {
   }
 }
 
+TEST(TensorGpu, ConversionsOfViewsAtAnyAlignmentAndLength) {
+  // the device converts whole aligned packs of 8 and the rest one by one: lengths around the pack size,
+  // source and destination views starting off a pack boundary, both directions of each pair
+  DRWKV_REQUIRE_GPU();
+  const std::vector<std::pair<DType, DType>> pairs = {{DType::F32, DType::BF16}, {DType::BF16, DType::F32},
+                                                      {DType::F32, DType::F64},  {DType::F64, DType::F32},
+                                                      {DType::BF16, DType::F64}, {DType::I32, DType::F32}};
+  uint64_t seed = 40;
+  for (auto [from, to] : pairs)
+    for (int64_t n : {1, 7, 8, 9, 1031, 65536 + 5})
+      for (int64_t src_off : {0, 1, 8})
+        for (int64_t dst_off : {0, 3}) {
+          Tensor h = testing::random_uniform(Shape{n + src_off}, DType::F32, Device::cpu(), ++seed, -300.0, 300.0)
+                         .to(from)
+                         .narrow(0, src_off, n);
+          Tensor want = h.to(to).to(DType::F64);
+          Tensor dst = testing::poisoned(Shape{n + dst_off}, to, kGpu);
+          Tensor view = dst.narrow(0, dst_off, n);
+          view.copy_(h.to(kGpu));
+          std::string what = std::string(dtype_name(from)) + " -> " + std::string(dtype_name(to)) + " n " +
+                             std::to_string(n) + " offsets " + std::to_string(src_off) + "/" + std::to_string(dst_off);
+          EXPECT_EQ(view.to(Device::cpu()).to(DType::F64).to_vector<double>(), want.to_vector<double>()) << what;
+          // a device source view off its pack boundary, converted into a fresh tensor
+          Tensor dev_src = testing::random_uniform(Shape{n + src_off}, DType::F32, Device::cpu(), ++seed, -300.0, 300.0)
+                               .to(from);
+          Tensor got = dev_src.to(kGpu).narrow(0, src_off, n).to(to);
+          EXPECT_EQ(got.to(Device::cpu()).to(DType::F64).to_vector<double>(),
+                    dev_src.narrow(0, src_off, n).to(to).to(DType::F64).to_vector<double>())
+              << what << " (fresh destination)";
+        }
+}
+
 TEST(TensorGpu, FillAndZero) {
   DRWKV_REQUIRE_GPU();
   Tensor d = testing::poisoned(Shape{4, 6}, DType::BF16, kGpu);
