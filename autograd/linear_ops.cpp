@@ -255,8 +255,16 @@ Variable linear_recompute(const Variable& x, const Variable& weight, std::functi
 Variable linear2(const Variable& x, const Variable& w1, const Variable& s, const Variable& w2, const Variable& bias) {
   const Tensor& xv = x.value();
   const Tensor& sv = s.value();
-  check_pair(xv, w1.value(), "linear2 (x, w1)");
-  check_pair(sv, w2.value(), "linear2 (s, w2)");
+  const DType dt = w1.value().dtype();  // the GEMMs' operand dtype
+  // f32 inputs with bf16 weights are rounded once for the GEMMs
+  auto operand = [dt](const Tensor& t) {
+    if (t.dtype() != DType::F32 || dt != DType::BF16) return t;
+    ProfileRange range("cast", t.device());
+    return t.to(dt);
+  };
+  const Tensor xo = operand(xv), so = operand(sv);
+  check_pair(xo, w1.value(), "linear2 (x, w1)");
+  check_pair(so, w2.value(), "linear2 (s, w2)");
   DRWKV_ASSERT(xv.dtype() == sv.dtype() && with_last(xv.shape(), 1) == with_last(sv.shape(), 1),
                "linear2: x %s and s %s must share dtype and leading dims", describe(xv).c_str(), describe(sv).c_str());
   const int64_t n = w1.value().size(0);
@@ -264,21 +272,22 @@ Variable linear2(const Variable& x, const Variable& w1, const Variable& s, const
                describe(w2.value()).c_str());
   Tensor bv = bias.defined() ? bias.value().contiguous() : Tensor();
   check_bias(bv, xv, n, "linear2");
-  Mat xm = as_matrix(xv), sm = as_matrix(sv), w1m = as_matrix(w1.value()), w2m = as_matrix(w2.value());
+  Mat xm = as_matrix(xo), sm = as_matrix(so), w1m = as_matrix(w1.value()), w2m = as_matrix(w2.value());
   Tensor y = Tensor::empty(with_last(xv.shape(), n), xv.dtype(), xv.device());
   Mat ym = as_matrix(y);
   // y = x W1ᵀ (+ b), then y += s W2ᵀ: a bf16 y is rounded after each half (documented in the header)
   gemm(xm, false, w1m, true, ym, 0.0f, bv);
   gemm(sm, false, w2m, true, ym, 1.0f);
   const bool has_bias = bias.defined();
-  const DType dt = xv.dtype();
   if (!w1.requires_grad()) xm = Mat{};
   if (!w2.requires_grad()) sm = Mat{};
   if (!x.requires_grad()) w1m = Mat{};
   if (!s.requires_grad()) w2m = Mat{};
   return make_result(y, "linear2", inputs_with_bias({x, w1, s, w2}, bias),
-                     [xm, sm, w1m, w2m, has_bias, dt](BackwardContext& ctx) {
-                       Mat dy = as_matrix(ctx.grad_output());
+                     [xm, sm, w1m, w2m, has_bias, dt, operand](BackwardContext& ctx) {
+                       const Tensor dy_out = ctx.grad_output();
+                       const Tensor dyo = operand(dy_out);  // the GEMMs' operand (bf16 for an f32 y)
+                       Mat dy = as_matrix(dyo);
                        auto dx = [&](int i, const Mat& w) {
                          grad_product(ctx, i, dt, false, [&](const Mat& d, float beta) { gemm(dy, false, w, false, d, beta); });
                        };
@@ -289,7 +298,7 @@ Variable linear2(const Variable& x, const Variable& w1, const Variable& s, const
                        if (ctx.needs(1)) dw(1, xm);
                        if (ctx.needs(2)) dx(2, w2m);
                        if (ctx.needs(3)) dw(3, sm);
-                       if (has_bias && ctx.needs(4)) bias_grad(ctx, 4, ctx.grad_output());
+                       if (has_bias && ctx.needs(4)) bias_grad(ctx, 4, dy_out);
                      });
 }
 

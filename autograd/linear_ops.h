@@ -28,6 +28,10 @@ Variable linear_recompute(const Variable& x, const Variable& weight, std::functi
 // y = x W1ᵀ + s W2ᵀ + b: a Linear over the concatenation [x, s] without materialising it (DRWKV's
 // long-skip fusion, MODEL.md §1.10: W = [W1 | W2], W1 and W2 views of one [N, 2K] weight). Two GEMMs
 // into y (the second with beta = 1): a bf16 y is rounded after each, ≤ 2 bf16 ulps in all.
+// x and s may be f32 with bf16 weights (the f32 residual stream into a bf16 projection): they are
+// rounded to bf16 for the GEMMs (and kept so for the weight gradients), y and the bias are f32, and
+// the GEMMs write dx, ds in f32 straight into their gradients, so no cast of the inputs, the output or
+// the gradients is recorded.
 Variable linear2(const Variable& x, const Variable& w1, const Variable& s, const Variable& w2,
                  const Variable& bias = Variable());
 

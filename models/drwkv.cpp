@@ -185,14 +185,14 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
                            const Tensor& drop_scale) const {
   using namespace autograd;
   const BlockParams& b = blocks_[size_t(l)];
-  const DType branch = branch_dtype(), residual = residual_dtype();
+  const DType branch = branch_dtype();
   const int G = config_.grid();
   Tensor drop1 = drop_scale.defined() ? drop_scale.select(0, 0) : Tensor();
   Tensor drop2 = drop_scale.defined() ? drop_scale.select(0, 1) : Tensor();
   Variable h = h_in;
   if (b.skip_h >= 0) {
-    h = cast(linear2(cast(h, branch), p(b.skip_h), cast(skip, branch), p(b.skip_s)), residual);
-    h = add(h, cast(p(b.skip_b), residual));
+    // f32 h and skip into the bf16 halves of W_skip, f32 output and bias (linear2 rounds its inputs once)
+    h = linear2(h, p(b.skip_h), skip, p(b.skip_s), p(b.skip_b));
   }
   if (b.ln0_w >= 0) h = layer_norm(h, p(b.ln0_w), p(b.ln0_b), 1e-5);
   // Memory: the GEMM inputs that are cheap functions of tensors kept anyway (token-shift mixes of the
