@@ -55,7 +55,11 @@ absl::StatusOr<ModelBundle> build_model(const Recipe& r, Device device, DType co
   b.config = *cfg;
   b.store = std::make_unique<models::ParameterStore>();
   b.model = std::make_unique<models::DrwkvModel>(b.config, *b.store);
-  b.model->set_activation_checkpointing(r.model.activation_checkpointing);
+  if (r.model.checkpoint_blocks > b.config.num_blocks())
+    return absl::InvalidArgumentError(absl::StrFormat("%s: model.checkpoint_blocks = %d, but %s has %d blocks",
+                                                      r.source, r.model.checkpoint_blocks, b.config.name,
+                                                      b.config.num_blocks()));
+  b.model->set_checkpoint_blocks(r.model.activation_checkpointing ? -1 : int(r.model.checkpoint_blocks));
   b.store->finalize(device, compute_dtype, uint64_t(r.run.seed), total_multiple);
   b.diffusion = std::make_unique<models::GaussianDiffusion>(b.config.learn_sigma);
   int64_t expected = models::drwkv_parameter_count(b.config), got = b.store->parameter_count();

@@ -50,6 +50,7 @@ std::vector<Field> fields_of(Recipe& r) {
       D("model.drop_path", &r.model.drop_path, 0, 0.999), D("model.class_dropout", &r.model.class_dropout, 0, 0.999),
       B("model.key_norm", &r.model.key_norm), S("model.bi_wkv", &r.model.bi_wkv, {"exact", "official_compat"}),
       B("model.activation_checkpointing", &r.model.activation_checkpointing),
+      I("model.checkpoint_blocks", &r.model.checkpoint_blocks, 0, 1000),
       S("data.path", &r.data.path), B("data.flip", &r.data.flip), I("data.threads", &r.data.threads, 1, 256),
       I("data.prefetch", &r.data.prefetch, 1, 1024),
       I("train.global_batch", &r.train.global_batch, 1, 1e9), I("train.micro_batch", &r.train.micro_batch, 1, 1e9),
@@ -213,6 +214,11 @@ absl::Status check_consistency(const Recipe& r, const std::string& source) {
     if (y >= r.model.num_classes)
       return absl::InvalidArgumentError(absl::StrFormat("%s: sample.labels contains %d, but model.num_classes is %d",
                                                         source, y, r.model.num_classes));
+  if (r.model.activation_checkpointing && r.model.checkpoint_blocks > 0)
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: model.activation_checkpointing (every block) and model.checkpoint_blocks (%d of them) are both set; "
+        "keep one",
+        source, r.model.checkpoint_blocks));
   if (r.data.path.empty())
     return absl::InvalidArgumentError(absl::StrFormat("%s: data.path is required (a dataset directory made by drwkv_data pack)", source));
   return absl::OkStatus();

@@ -37,7 +37,8 @@ struct ModelSection {
   double class_dropout = 0.1;
   bool key_norm = false;
   std::string bi_wkv = "exact";  // exact | official_compat
-  bool activation_checkpointing = false;
+  bool activation_checkpointing = false;  // every block (checkpoint_blocks: some of them)
+  int64_t checkpoint_blocks = 0;          // blocks recomputed in backward, spread over the depth
 };
 
 struct DataSection {

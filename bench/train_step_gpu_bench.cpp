@@ -5,7 +5,8 @@
 // run), and optionally a per-kernel breakdown of one step.
 //
 // usage: train_step_gpu_bench [--configs NAME:BATCH:IMAGE[,…]] [--steps N] [--warmup N] [--profile]
-//                             [--checkpoint-blocks]
+//                             [--checkpoint-blocks [N]]
+//   --checkpoint-blocks: every block recomputed in backward, or N of them spread over the depth
 //   default configs: S/2:256:32,B/2:256:32,H/2:64:32,B/2:32:64,B/2:16:128 (image 32/64/128 latents =
 //   256/1024/4096 tokens at patch 2)
 #include <algorithm>
@@ -37,14 +38,18 @@ struct Config {
 int main(int argc, char** argv) {
   std::string configs = "S/2:256:32,B/2:256:32,H/2:64:32,B/2:32:64,B/2:16:128";
   int steps = 10, warmup = 3;
-  bool profile = false, ckpt_blocks = false;
+  bool profile = false;
+  int ckpt_blocks = 0;  // blocks recomputed in backward; −1 = all
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--configs" && i + 1 < argc) configs = argv[++i];
     else if (a == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
     else if (a == "--warmup" && i + 1 < argc) warmup = std::atoi(argv[++i]);
     else if (a == "--profile") profile = true;
-    else if (a == "--checkpoint-blocks") ckpt_blocks = true;
+    else if (a == "--checkpoint-blocks") {
+      int n = 0;
+      ckpt_blocks = i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &n) && n >= 0 ? (++i, n) : -1;
+    }
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -78,7 +83,7 @@ int main(int argc, char** argv) {
     const models::DrwkvConfig& cfg = *named;
     models::ParameterStore store;
     models::DrwkvModel model(cfg, store);
-    model.set_activation_checkpointing(ckpt_blocks);
+    model.set_checkpoint_blocks(ckpt_blocks);
     store.finalize(dev, DType::BF16, 1);
     models::GaussianDiffusion diffusion(true);
     Tensor m = Tensor::zeros(store.flat_params().shape(), DType::F32, dev), v = m.clone(), ema = store.flat_params().clone();
@@ -113,8 +118,10 @@ int main(int argc, char** argv) {
                      absl::StrFormat("%.1fM", double(store.parameter_count()) / 1e6), bench::fmt(t.median_ms, 1),
                      bench::fmt(ips, 0), absl::StrFormat("%.0fk", ips * cfg.tokens() / 1e3), bench::fmt(peak, 1),
                      bench::fmt(ips * flops / 1e12, 0), absl::StrFormat("%.1f%%", 100 * ips * flops / (ceiling * 1e12))});
-    std::printf("%s batch %d tokens %d: %.1f ms/step, %.0f images/s, peak %.1f GiB\n", cfg.name.c_str(), c.batch,
-                cfg.tokens(), t.median_ms, ips, peak);
+    int recomputed = 0;
+    for (int l = 0; l < cfg.num_blocks(); ++l) recomputed += model.checkpointed(l) ? 1 : 0;
+    std::printf("%s batch %d tokens %d: %.1f ms/step, %.0f images/s, peak %.1f GiB, %d of %d blocks checkpointed\n",
+                cfg.name.c_str(), c.batch, cfg.tokens(), t.median_ms, ips, peak, recomputed, cfg.num_blocks());
     std::fflush(stdout);
     if (profile) {
       autograd::profiler_reset();

@@ -178,6 +178,12 @@ void DrwkvModel::register_block(int l, bool out_block) {
   blocks_.push_back(b);
 }
 
+bool DrwkvModel::checkpointed(int l) const {
+  const int nb = config_.num_blocks(), n = checkpoint_blocks_ < 0 || checkpoint_blocks_ > nb ? nb : checkpoint_blocks_;
+  // block l is the one at which ⌊(l + 1)·n / nb⌋ steps up: n blocks, evenly spaced, the last one included
+  return (int64_t(l) + 1) * n / nb > int64_t(l) * n / nb;
+}
+
 DType DrwkvModel::branch_dtype() const { return store_.compute_dtype(); }
 DType DrwkvModel::residual_dtype() const { return store_.compute_dtype() == DType::F64 ? DType::F64 : DType::F32; }
 
@@ -289,7 +295,7 @@ Variable DrwkvModel::forward(const DrwkvInputs& in) const {
       skips.pop_back();
     }
     Variable mod = contiguous(mods[size_t(l)]);
-    if (checkpoint_) {
+    if (checkpointed(l)) {
       Tensor ds = drop[size_t(l)];
       std::vector<Variable> ins = {h, mod};
       if (out_block) ins.push_back(skip);

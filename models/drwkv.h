@@ -33,8 +33,13 @@ class DrwkvModel {
   Device device() const { return store_.device(); }
   // Predicted [B, Cout, H, W] (ε̂ in channels 0..C−1, the variance interpolation v after).
   autograd::Variable forward(const DrwkvInputs& in) const;
-  // When on, each block is recomputed in backward instead of keeping its activations.
-  void set_activation_checkpointing(bool on) { checkpoint_ = on; }
+  // Activation checkpointing: `blocks` of the model's blocks (all when negative or larger, none when 0),
+  // spread evenly over the depth, are recomputed in backward instead of keeping their activations;
+  // each saves its block's activations for one more forward of the block.
+  void set_checkpoint_blocks(int blocks) { checkpoint_blocks_ = blocks; }
+  void set_activation_checkpointing(bool on) { set_checkpoint_blocks(on ? -1 : 0); }
+  // Whether block l is recomputed in backward.
+  bool checkpointed(int l) const;
 
  private:
   struct BlockParams {
@@ -57,7 +62,7 @@ class DrwkvModel {
 
   DrwkvConfig config_;
   ParameterStore& store_;
-  bool checkpoint_ = false;
+  int checkpoint_blocks_ = 0;
   int pe_w_, pe_b_, pos_;
   int t_w1_, t_b1_, t_w2_, t_b2_;
   int label_ = -1;

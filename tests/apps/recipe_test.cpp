@@ -63,6 +63,20 @@ TEST(Recipe, ErrorsNameFileLineAndKey) {
   EXPECT_TRUE(fails_with("data:\n  path: p\ntrain:\n  global_batch: 10\n  micro_batch: 4\n", "multiple of train.micro_batch"));
 }
 
+TEST(Recipe, CheckpointBlocksAreCheckedAgainstTheModel) {
+  Recipe r = parse_recipe(kGood, "x.yaml", {"model.checkpoint_blocks=2"}).value();
+  EXPECT_EQ(r.model.checkpoint_blocks, 2);
+  EXPECT_TRUE(build_model(r, Device::cpu(), DType::F32).ok());
+  // depth 3: 2·⌊3/2⌋ + 1 = 3 blocks
+  Recipe too_many = parse_recipe(kGood, "x.yaml", {"model.checkpoint_blocks=4"}).value();
+  absl::StatusOr<ModelBundle> b = build_model(too_many, Device::cpu(), DType::F32);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(std::string(b.status().message()).find("model.checkpoint_blocks = 4, but"), std::string::npos)
+      << b.status();
+  EXPECT_TRUE(fails_with(kGood, "are both set", {"model.checkpoint_blocks=1", "model.activation_checkpointing=true"}));
+  EXPECT_TRUE(fails_with(kGood, "key 'model.checkpoint_blocks' = -1 is outside", {"model.checkpoint_blocks=-1"}));
+}
+
 TEST(Recipe, OverridesApplyWithTheSameChecks) {
   Recipe r = parse_recipe(kGood, "x.yaml", {"optimizer.lr=3e-4", "model.depth=7", "sample.labels=[4,5]", "run.name=other"}).value();
   EXPECT_DOUBLE_EQ(r.optimizer.lr, 3e-4);

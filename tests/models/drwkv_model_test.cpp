@@ -119,9 +119,35 @@ TEST(DrwkvModel, CheckpointedBlocksGiveTheSameGradients) {
   autograd::sum_all(m.forward(in)).backward();
   Tensor plain = s.flat_grads().clone();
   s.zero_grads();
-  m.set_activation_checkpointing(true);
-  autograd::sum_all(m.forward(in)).backward();
-  EXPECT_TRUE(testing::tensors_close(s.flat_grads(), plain, {1e-12, 1e-14}, "checkpointed gradients", 7));
+  const int nb = c.num_blocks();
+  for (int n : {1, 2, nb}) {  // some blocks, spread over the depth; every block
+    s.zero_grads();
+    m.set_checkpoint_blocks(n);
+    autograd::sum_all(m.forward(in)).backward();
+    EXPECT_TRUE(testing::tensors_close(s.flat_grads(), plain, {1e-12, 1e-14},
+                                       "gradients with " + std::to_string(n) + " checkpointed blocks", 7));
+  }
+}
+
+TEST(DrwkvModel, CheckpointBlocksPicksThatManyBlocksSpreadOverTheDepth) {
+  DrwkvConfig c = tiny();
+  c.depth = 12;  // 13 blocks
+  ParameterStore s;
+  DrwkvModel m(c, s);
+  const int nb = c.num_blocks();
+  ASSERT_EQ(nb, 13);
+  for (int n = -1; n <= nb + 2; ++n) {
+    m.set_checkpoint_blocks(n);
+    std::vector<int> picked;
+    for (int l = 0; l < nb; ++l)
+      if (m.checkpointed(l)) picked.push_back(l);
+    const size_t want = n < 0 || n > nb ? size_t(nb) : size_t(n);
+    ASSERT_EQ(picked.size(), want) << n << " blocks asked";
+    // no two picked blocks closer than ⌊nb / n⌋ apart
+    for (size_t i = 1; i < picked.size(); ++i) EXPECT_GE(picked[i] - picked[i - 1], nb / int(want)) << n;
+  }
+  m.set_activation_checkpointing(false);
+  for (int l = 0; l < nb; ++l) EXPECT_FALSE(m.checkpointed(l));
 }
 
 }  // namespace
