@@ -60,6 +60,13 @@ int main(int argc, char** argv) {
                           copy.data_ptr<bf16>(), n, h, scale.data_ptr<float>(), s);
     });
     row("ema", 12, [&] { kernels::ema_cuda(m.data_ptr<float>(), p.data_ptr<float>(), n, 0.9999f, s); });
+    Tensor ema = filled(5, false);
+    kernels::AdamWStep he = h;
+    he.ema_decay = 0.9999f;
+    row("adamw + bf16 copy + ema (fused)", 38, [&] {
+      kernels::adamw_cuda(p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(),
+                          copy.data_ptr<bf16>(), n, he, scale.data_ptr<float>(), s, ema.data_ptr<float>());
+    });
     Tensor buf = Tensor::empty(Shape{kernels::kSumSquaresBuffer}, DType::F64, gpu);
     row("sum_squares", 4, [&] { kernels::sum_squares_cuda<float>(buf.data_ptr<double>(), g.data_ptr<float>(), n, s); });
   }
