@@ -67,6 +67,26 @@ TEST(AdamWStep, RejectsMismatchedBuffers) {
   EXPECT_DEATH(adamw_step(p, g10, m, v, AdamWConfig{}, 0), "step 0");
   Tensor copy32 = rnd(10, 9);
   EXPECT_DEATH(adamw_step(p, g10, m, v, AdamWConfig{}, 1, Tensor(), copy32), "compute_copy");
+  Tensor ema11 = rnd(11, 12);
+  EXPECT_DEATH(adamw_step(p, g10, m, v, AdamWConfig{}, 1, Tensor(), Tensor(), ema11, 0.9), "adamw_step ema");
+  Tensor ema10 = rnd(10, 13);
+  EXPECT_DEATH(adamw_step(p, g10, m, v, AdamWConfig{}, 1, Tensor(), Tensor(), ema10, 1.5), "ema_decay 1.5");
+}
+
+TEST(AdamWStep, WithTheEmaBufferEqualsStepThenEmaUpdate) {
+  const int64_t n = 301;
+  AdamWConfig cfg;
+  cfg.lr = 1e-2;
+  Tensor p1 = rnd(n, 20), m1 = Tensor::zeros(Shape{n}, DType::F32), v1 = m1.clone(), e1 = rnd(n, 21);
+  Tensor p2 = p1.clone(), m2 = m1.clone(), v2 = m1.clone(), e2 = e1.clone();
+  for (int t = 1; t <= 3; ++t) {
+    Tensor g = rnd(n, 30 + uint64_t(t));
+    adamw_step(p1, g, m1, v1, cfg, t, Tensor(), Tensor(), e1, 0.99);
+    adamw_step(p2, g, m2, v2, cfg, t);
+    ema_update(e2, p2, 0.99);
+  }
+  EXPECT_EQ(p1.to_vector<float>(), p2.to_vector<float>());
+  EXPECT_EQ(e1.to_vector<float>(), e2.to_vector<float>());
 }
 
 TEST(EmaUpdate, ClosedForm) {
