@@ -8,13 +8,18 @@
 // row ("RESULT <label> <median ms> <TFLOP/s>") that bench/run_gemm_compare.sh joins with
 // bench/gemm_torch.py's output for the same labels.
 //
-// Usage: gemm_gpu_bench [iterations]   (default 50, after 10 warm-up calls)
+// Usage: gemm_gpu_bench [iterations] [--m M] [--shapes K:N[,K:N...]]
+//   iterations: default 50, after 10 warm-up calls; M: tokens (default 65536); shapes: the layers'
+//   (in, out) features (default 384:1536,1536:384,768:3072,1536:6144; DRWKV-H/2 at batch 64 is
+//   --m 16384 --shapes 1024:1024,1024:4096,4096:1024)
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "bench/bench_util.h"
 #include "core/rng.h"
 #include "core/stream.h"
@@ -76,10 +81,31 @@ std::vector<std::string> run(const Row& r, int iterations) {
 int main(int argc, char** argv) {
   using namespace drwkv;
   using namespace drwkv::bench;
-  int iterations = argc > 1 ? std::atoi(argv[1]) : 50;
-  const int64_t M = 65536;
+  int iterations = 50;
+  int64_t M = 65536;
+  std::vector<std::pair<int64_t, int64_t>> shapes = {{384, 1536}, {1536, 384}, {768, 3072}, {1536, 6144}};
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--m" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &M) && M > 0) {
+      ++i;
+    } else if (a == "--shapes" && i + 1 < argc) {
+      shapes.clear();
+      for (absl::string_view kn : absl::StrSplit(argv[++i], ',')) {
+        std::vector<std::string> p = absl::StrSplit(kn, ':');
+        int64_t k = 0, n = 0;
+        if (p.size() != 2 || !absl::SimpleAtoi(p[0], &k) || !absl::SimpleAtoi(p[1], &n) || k <= 0 || n <= 0) {
+          std::fprintf(stderr, "--shapes: '%s' is not K:N (positive integers)\n", std::string(kn).c_str());
+          return 2;
+        }
+        shapes.push_back({k, n});
+      }
+    } else if (!absl::SimpleAtoi(a, &iterations) || iterations <= 0) {
+      std::fprintf(stderr, "unknown argument %s (usage in the file comment)\n", a.c_str());
+      return 2;
+    }
+  }
   std::vector<Row> rows;
-  for (auto [k, n] : std::vector<std::pair<int64_t, int64_t>>{{384, 1536}, {1536, 384}, {768, 3072}, {1536, 6144}}) {
+  for (auto [k, n] : shapes) {
     std::string shape = absl::StrFormat("M%d_K%d_N%d", M, k, n);
     rows.push_back({"fwd_" + shape, M, n, k, false, true, DType::BF16, 0.0f});   // X · Wᵀ
     rows.push_back({"dX_" + shape, M, k, n, false, false, DType::BF16, 0.0f});   // dY · W
