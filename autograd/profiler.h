@@ -3,8 +3,8 @@
 // the elapsed times per name, and the time the stream sat idle between the previous range's end and
 // this one's start (the host queued the launch late, or unbracketed work ran: a copy, a memset), and
 // the host time from the end of the previous range to the start of this one (the host work in
-// between; when it matches the idle time, the host was the bottleneck there). For benchmarks ("where does a training step spend its time"); off by
-// default, and a no-op on the CPU.
+// between; when it matches the idle time, the host was the bottleneck there). For benchmarks ("where
+// does a training step spend its time"); off by default, and a no-op on the CPU.
 #pragma once
 
 #include <cstdint>

@@ -3,11 +3,11 @@
 // Unary ops y = f(x) over n contiguous elements; backward writes dx = dy * f'(x) (overwrites dx, may
 // alias dy). Where f' is a function of y alone (unary_derivative_from_output: sigmoid, tanh, exp,
 // squared ReLU, whose 2·relu(x) = 2·√y) a backward given y reads y only and x may be null, so the
-// autograd op keeps only y (which the next op often keeps anyway); otherwise it reads x, and y when given. Binary ops out = a (op) b with numpy
-// broadcasting described by a Broadcast (shapes and element strides, stride 0 on broadcast dims);
-// their gradients are elementwise products computed by the same ops plus a reduction over the
-// broadcast dims (kernels/reduce.h). Scalar ops: y = alpha * x + beta. lerp: out = a + (b - a) * w;
-// addcmul: out = a + s * b * c.
+// autograd op keeps only y (which the next op often keeps anyway); otherwise it reads x, and y when
+// given. Binary ops out = a (op) b with numpy broadcasting described by a Broadcast (shapes and element
+// strides, stride 0 on broadcast dims); their gradients are elementwise products computed by the same
+// ops plus a reduction over the broadcast dims (kernels/reduce.h). Scalar ops: y = alpha * x + beta.
+// lerp: out = a + (b - a) * w; addcmul: out = a + s * b * c.
 //
 // Types: T is float, bf16 (CUDA) or double (CPU oracle); arithmetic in acc_t<T>. The CUDA versions
 // use 16-byte vector accesses when every operand is contiguous and aligned.
