@@ -161,11 +161,11 @@ void BackwardContext::add(int i, Tensor g) {
   const Edge& e = node_->inputs[size_t(i)];
   if (e.leaf) {
     VariableImpl& leaf = *e.leaf;
-    if (leaf.grad.defined() && leaf.grad.dtype() != g.dtype()) g = g.to(leaf.grad.dtype());
+    if (leaf.grad.defined()) g = converted(g, leaf.grad.dtype());
     accumulate_into(leaf.grad, leaf.value.shape(), std::move(g), leaf.grad_bound);
   } else if (e.producer) {
     OutputSlot& o = e.producer->outputs[size_t(e.output_nr)];
-    if (g.dtype() != o.dtype) g = g.to(o.dtype);
+    g = converted(g, o.dtype);
     accumulate_into(o.grad, o.shape, std::move(g), false);
   }
 }

@@ -258,9 +258,7 @@ Variable linear2(const Variable& x, const Variable& w1, const Variable& s, const
   const DType dt = w1.value().dtype();  // the GEMMs' operand dtype
   // f32 inputs with bf16 weights are rounded once for the GEMMs
   auto operand = [dt](const Tensor& t) {
-    if (t.dtype() != DType::F32 || dt != DType::BF16) return t;
-    ProfileRange range("cast", t.device());
-    return t.to(dt);
+    return t.dtype() == DType::F32 && dt == DType::BF16 ? converted(t, dt) : t;
   };
   const Tensor xo = operand(xv), so = operand(sv);
   check_pair(xo, w1.value(), "linear2 (x, w1)");

@@ -122,18 +122,8 @@ std::vector<Variable> split(const Variable& x, const std::vector<int64_t>& lengt
 
 Variable cast(const Variable& x, DType dtype) {
   if (x.dtype() == dtype) return x;
-  Tensor y;
-  {
-    ProfileRange range("cast", x.value().device());
-    y = x.value().to(dtype);
-  }
-  return make_result(y, "cast", {x}, [from = x.dtype()](BackwardContext& ctx) {
-    Tensor g;
-    {
-      ProfileRange range("cast", ctx.grad_output().device());
-      g = ctx.grad_output().to(from);
-    }
-    ctx.add(0, g);
+  return make_result(converted(x.value(), dtype), "cast", {x}, [from = x.dtype()](BackwardContext& ctx) {
+    ctx.add(0, converted(ctx.grad_output(), from));
   });
 }
 

@@ -2,8 +2,15 @@
 #include "autograd/tensor_math.h"
 
 #include "autograd/dispatch.h"
+#include "autograd/profiler.h"
 
 namespace drwkv::autograd {
+
+Tensor converted(const Tensor& t, DType dtype) {
+  if (t.dtype() == dtype) return t;
+  ProfileRange range("cast", t.device());
+  return t.to(dtype);
+}
 
 Shape broadcast_shapes(const Shape& a, const Shape& b) {
   int n = std::max(a.size(), b.size());

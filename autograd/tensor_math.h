@@ -7,6 +7,9 @@
 
 namespace drwkv::autograd {
 
+// t in `dtype` (t itself when it already is one): the conversion runs as a profiler range "cast", so
+// that every dtype conversion of activations and gradients shows in the step breakdown.
+Tensor converted(const Tensor& t, DType dtype);
 // dst += src (same shape; src converted to dst's dtype if needed).
 void add_(Tensor& dst, const Tensor& src);
 // Numpy-style broadcast description of operands (each broadcastable to `out`) for the kernels.
