@@ -1,18 +1,22 @@
 // CUDA q-shift mix (kernels/shift.h).
 //
-// Layout (kernels/row_tiles.cuh): a block owns kQShiftRowsPerBlock consecutive tokens of the flattened
-// batch; thread x owns a chunk of VW channels that lies inside one channel quarter, so one neighbour token
-// serves the whole chunk; μ stays in registers. VW is 16 bytes of T in the forward and 4 channels in the
-// backward (8 bytes of bf16), whose per-thread μ and dμ sums would otherwise hold occupancy to 15 warps
-// per SM (121 registers at M = 3, bf16). In the backward a token's sample, grid row and column come from
-// 32-bit divisions, once per token (the launcher checks that the flattened batch has fewer than 2^31
-// rows); the forward keeps 64-bit arithmetic (the 32-bit form took it from 64 to 96 registers and ran
-// 5% slower on the H100).
+// Forward (kernels/row_tiles.cuh layout): a block owns kQShiftRowsPerBlock consecutive tokens of the
+// flattened batch; thread x owns a chunk of VW channels (16 bytes of T) inside one channel quarter, so one
+// neighbour token serves the whole chunk, whose read hits L1/L2 (neighbours are ±1 and ±grid_w tokens
+// away, inside the same or an adjacent block); μ stays in registers.
+// Backward: walks. Every channel quarter reads its neighbour along one direction of the grid (left,
+// right, above, below), so a grid row (quarters 0, 1) or column (2, 3) walked in the direction that puts
+// each token's source one step behind it needs no neighbour access: the thread keeps the previous step's
+// values in registers. Thread (x, y) owns the channel chunk [c0, c0 + 4) and one segment of at most
+// kQShiftSegment steps of a line of one sample (blockIdx.x = sample·G + g, G groups of
+// kQShiftLinesPerBlock segments per sample), and reads one token before and one after its segment. It
+// carries a = Σ_m g_m·μ_m of the previous step: a token's dx is its own a plus Σ_m g_m·(1 − μ_m) of the
+// token that reads it, which is the next step. Against the gathering kernel it replaced: 49–53% → 59–75%
+// of copy (H100, docs/PERF.md).
 // Bytes (N = B·T·C elements of T, S = sizeof(T)):
-//   forward  reads x once from DRAM (the neighbour reads hit L1/L2: neighbours are ±1 and ±grid_w tokens
-//            away, inside the same or an adjacent block), writes M outputs: (1 + M)·N·S.
-//   backward reads x and the M output gradients (again with cached neighbour reads), writes dx (and reads
-//            it when accumulating): (M + 2)·N·S, plus row_blocks·M·C·4 of dμ partials written and read.
+//   forward  reads x once from DRAM, writes M outputs: (1 + M)·N·S.
+//   backward reads x and the M output gradients, writes dx (and reads it when accumulating):
+//            (M + 2)·N·S, plus (M + 1) tokens per segment again (L2) and B·G·M·C·4 of dμ partials.
 #include <type_traits>
 
 #include "kernels/row_tiles.cuh"
@@ -21,6 +25,32 @@
 namespace drwkv::kernels {
 namespace {
 using namespace cuda;
+
+// Segment u of a quarter's walks: line u / S (of `length` tokens, S = its segments), steps [i0, i1); step
+// i of the line is token start + i·step. exists: u names a segment of this quarter.
+struct Walk {
+  int length, i0, i1;
+  int64_t start, step;
+  bool exists;
+};
+__device__ __forceinline__ Walk walk_of(int quarter, int u, int grid_h, int grid_w) {
+  const bool rows = quarter < 2;  // quarters 0, 1 walk grid rows, 2, 3 columns
+  const int length = rows ? grid_w : grid_h, lines = rows ? grid_h : grid_w;
+  const int segs = (length + kQShiftSegment - 1) / kQShiftSegment;
+  const int l = u / segs, seg = u - l * segs;
+  Walk w;
+  w.length = length;
+  w.i0 = seg * kQShiftSegment;
+  w.i1 = w.i0 + kQShiftSegment < length ? w.i0 + kQShiftSegment : length;
+  w.exists = l < lines;
+  switch (quarter) {
+    case 0: w.start = int64_t(l) * grid_w, w.step = 1; break;                            // from the left
+    case 1: w.start = int64_t(l) * grid_w + grid_w - 1, w.step = -1; break;              // from the right
+    case 2: w.start = l, w.step = grid_w; break;                                         // from above
+    default: w.start = int64_t(grid_h - 1) * grid_w + l, w.step = -int64_t(grid_w); break;  // from below
+  }
+  return w;
+}
 
 // The VW channels at c0 of the neighbour token `src` of the same image (row b), or zeros where the
 // shift falls off the grid (src < 0).
@@ -33,20 +63,6 @@ __device__ __forceinline__ void load_neighbour(const T* __restrict__ x, int64_t 
 #pragma unroll
     for (int j = 0; j < VW; ++j) v[j] = 0.f;
   }
-}
-
-// Row r of the flattened batch: its sample b, its token t within the sample, and t's grid row y and
-// column x.
-struct RowPos {
-  unsigned b, t, y, x;
-};
-__device__ __forceinline__ RowPos row_pos(unsigned r, unsigned tokens, unsigned grid_w) {
-  RowPos p;
-  p.b = r / tokens;
-  p.t = r - p.b * tokens;
-  p.y = p.t / grid_w;
-  p.x = p.t - p.y * grid_w;
-  return p;
 }
 
 template <typename T, int VW, int M>
@@ -78,82 +94,103 @@ __global__ void qshift_forward_kernel(MixPtrs<T*> outs, const T* __restrict__ x,
   }
 }
 
-// dx for the block's rows, and the block's partial Σ g_m (x − Q) per channel into
-// partial[blockIdx.x][m][c] (when partial is not null).
-// 80 registers: three blocks per SM (49% instead of 38% of copy at M = 3 on the H100).
+// Steps of a walk whose loads are issued together (64 bytes per thread in flight on the vector path).
+inline constexpr int kWalkUnroll = 2;
+
+// dx of the thread's segment, and the block's partial Σ g_m·(x − Q) per channel into
+// partial[blockIdx.x][m][c] (when partial is not null; every thread then reaches the block reduction).
+// Step i of the walk finishes the dx of step i − 1; step i1 (the next segment's first, or past the
+// line's end) only finishes the segment's last.
+// Up to two mixes in 80 registers, three blocks per SM (82 registers left two: 64% → 54% of copy at
+// C = 384, H100); three and four mixes need more and keep two.
 template <typename T, int VW, int M>
-__global__ void __launch_bounds__(256, 3)
+__global__ void __launch_bounds__(256, M <= 2 ? 3 : 2)
     qshift_backward_kernel(T* __restrict__ dx, MixPtrs<const T*> douts, const T* __restrict__ x,
-                           MixPtrs<const float*> mus, float* __restrict__ partial, int64_t rows, int grid_h,
-                           int grid_w, int64_t C, bool accumulate) {
+                           MixPtrs<const float*> mus, float* __restrict__ partial, int groups, int grid_h, int grid_w,
+                           int64_t C, bool accumulate) {
   using A = float;
+  constexpr int U = kWalkUnroll;
   extern __shared__ float scratch[];  // blockDim.x · blockDim.y · M · VW
-  const int64_t tokens = int64_t(grid_h) * grid_w;
-  const int64_t r0 = int64_t(blockIdx.x) * kQShiftRowsPerBlock;
-  const int64_t r1 = r0 + kQShiftRowsPerBlock < rows ? r0 + kQShiftRowsPerBlock : rows;
-  // the chunk loop runs the same number of times in every thread: the reduction below synchronises
-  for (int64_t base = 0; base < C; base += int64_t(blockDim.x) * VW) {
-    const int64_t c0 = base + int64_t(threadIdx.x) * VW;
-    const bool active = c0 < C;
-    A dmu[M * VW];
+  const int64_t c0 = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * VW;
+  const int64_t b = blockIdx.x / unsigned(groups);
+  const int u = int(blockIdx.x % unsigned(groups)) * int(blockDim.y) + int(threadIdx.y);
+  A dmu[M * VW];
 #pragma unroll
-    for (int k = 0; k < M * VW; ++k) dmu[k] = A(0);
-    if (active) {
-      const int q = qshift_quarter(c0, C);
-      A mu[M][VW];
+  for (int k = 0; k < M * VW; ++k) dmu[k] = A(0);
+  const Walk w = c0 < C ? walk_of(qshift_quarter(c0, C), u, grid_h, grid_w) : Walk{0, 0, 0, 0, 0, false};
+  if (w.exists) {
+    A mu[M][VW];
 #pragma unroll
-      for (int m = 0; m < M; ++m) load_vec<VW>(mus.p[m] + c0, mu[m]);
-      for (int64_t r = r0 + threadIdx.y; r < r1; r += blockDim.y) {
-        const RowPos at = row_pos(unsigned(r), unsigned(tokens), unsigned(grid_w));
-        const int64_t src = qshift_source_at(q, at.t, at.y, at.x, grid_h, grid_w);
-        const int64_t rd = qshift_reader_at(q, at.t, at.y, at.x, grid_h, grid_w);
-        // Every load of the row is issued before any value is used: one memory round trip per row instead
-        // of one per tensor (the kernel is latency-bound otherwise). An off-grid neighbour reads the row
-        // itself and is replaced by zeros afterwards.
-        const int64_t row = r * C + c0, sample = int64_t(at.b) * tokens;
-        const int64_t src_at = (src >= 0 ? sample + src : r) * C + c0, rd_at = (rd >= 0 ? sample + rd : r) * C + c0;
-        A xv[VW], qv[VW], acc[VW], g[M][VW], gr[M][VW];
-        if (partial) {
-          load_vec<VW>(x + row, xv);
-          load_vec<VW>(x + src_at, qv);
+    for (int m = 0; m < M; ++m) load_vec<VW>(mus.p[m] + c0, mu[m]);
+    const int64_t first = (b * grid_h * grid_w + w.start) * C + c0, stride = w.step * C;
+    A xprev[VW], aprev[VW];  // x and Σ_m g_m·μ_m of the previous step (x: zero before the line)
+#pragma unroll
+    for (int j = 0; j < VW; ++j) aprev[j] = A(0);
+    if (partial && w.i0 > 0) {
+      load_vec<VW>(x + first + (w.i0 - 1) * stride, xprev);
+    } else {
+#pragma unroll
+      for (int j = 0; j < VW; ++j) xprev[j] = A(0);
+    }
+    for (int i0 = w.i0; i0 <= w.i1; i0 += U) {
+      // every load of U steps before any use (one memory round trip per U steps)
+      A g[U][M][VW], xv[U][VW], acc[U][VW];
+#pragma unroll
+      for (int k = 0; k < U; ++k) {
+        const int i = i0 + k;
+        if (i < w.i1 || (i == w.i1 && i < w.length)) {
+#pragma unroll
+          for (int m = 0; m < M; ++m) load_vec<VW>(douts.p[m] + first + i * stride, g[k][m]);
+          if (partial && i < w.i1) load_vec<VW>(x + first + i * stride, xv[k]);
         }
-#pragma unroll
-        for (int m = 0; m < M; ++m) {
-          load_vec<VW>(douts.p[m] + row, g[m]);
-          if (dx) load_vec<VW>(douts.p[m] + rd_at, gr[m]);
-        }
-        if (dx && accumulate) {
-          load_vec<VW>(dx + row, acc);
+        if (dx && accumulate && i > w.i0 && i <= w.i1) {
+          load_vec<VW>(dx + first + (i - 1) * stride, acc[k]);
         } else {
 #pragma unroll
-          for (int j = 0; j < VW; ++j) acc[j] = A(0);
-        }
-        if (partial) {
-#pragma unroll
-          for (int j = 0; j < VW; ++j) xv[j] -= src >= 0 ? qv[j] : A(0);  // x − Q
-#pragma unroll
-          for (int m = 0; m < M; ++m)
-#pragma unroll
-            for (int j = 0; j < VW; ++j) dmu[m * VW + j] += g[m][j] * xv[j];
-        }
-        if (dx) {
-#pragma unroll
-          for (int m = 0; m < M; ++m)
-#pragma unroll
-            for (int j = 0; j < VW; ++j)
-              acc[j] += g[m][j] * mu[m][j] + (rd >= 0 ? gr[m][j] : A(0)) * (A(1) - mu[m][j]);
-          store_vec<VW>(dx + row, acc);
+          for (int j = 0; j < VW; ++j) acc[k][j] = A(0);
         }
       }
-    }
-    if (partial == nullptr) continue;  // uniform: no thread reaches the reduction
-    column_sum_over_y<M * VW>(dmu, scratch);
-    if (threadIdx.y == 0 && active) {
 #pragma unroll
-      for (int m = 0; m < M; ++m)
+      for (int k = 0; k < U; ++k) {
+        const int i = i0 + k;
+        if (i > w.i1) break;
+        A a[VW], sm[VW];  // Σ_m g_m·μ_m and Σ_m g_m·(1 − μ_m) of step i (zero past the line's end)
 #pragma unroll
-        for (int j = 0; j < VW; ++j) partial[(int64_t(blockIdx.x) * M + m) * C + c0 + j] = dmu[m * VW + j];
+        for (int j = 0; j < VW; ++j) a[j] = sm[j] = A(0);
+        if (i < w.length) {
+#pragma unroll
+          for (int m = 0; m < M; ++m)
+#pragma unroll
+            for (int j = 0; j < VW; ++j) {
+              a[j] += g[k][m][j] * mu[m][j];
+              sm[j] += g[k][m][j] * (A(1) - mu[m][j]);
+            }
+        }
+        if (partial && i < w.i1) {
+#pragma unroll
+          for (int m = 0; m < M; ++m)
+#pragma unroll
+            for (int j = 0; j < VW; ++j) dmu[m * VW + j] += g[k][m][j] * (xv[k][j] - xprev[j]);
+#pragma unroll
+          for (int j = 0; j < VW; ++j) xprev[j] = xv[k][j];
+        }
+        if (dx && i > w.i0) {
+#pragma unroll
+          for (int j = 0; j < VW; ++j) acc[k][j] += aprev[j] + sm[j];
+          store_vec<VW>(dx + first + (i - 1) * stride, acc[k]);
+        }
+#pragma unroll
+        for (int j = 0; j < VW; ++j) aprev[j] = a[j];
+      }
     }
+  }
+  if (partial == nullptr) return;  // uniform over the grid
+  column_sum_over_y<M * VW>(dmu, scratch);
+  if (threadIdx.y == 0 && c0 < C) {
+#pragma unroll
+    for (int m = 0; m < M; ++m)
+#pragma unroll
+      for (int j = 0; j < VW; ++j) partial[(int64_t(blockIdx.x) * M + m) * C + c0 + j] = dmu[m * VW + j];
   }
 }
 
@@ -168,7 +205,8 @@ struct AddToMixGradients {
   }
 };
 
-// Channels per thread on the vector path: 16 bytes of T forward, 4 channels backward (file comment).
+// Channels per thread on the vector path: 16 bytes of T forward, 4 channels backward (bf16: 8 bytes; 8
+// channels took the walk to 137 registers at M = 3, one 256-thread block per SM).
 template <typename T> inline constexpr int kForwardVW = kPack<T>;
 inline constexpr int kBackwardVW = 4;
 
@@ -191,23 +229,42 @@ void forward_launch(const MixPtrs<T*>& outs, const T* x, const MixPtrs<const flo
   CUDA_CHECK_LAUNCH();
 }
 
+// Grid and block of a backward launch: x = samples × segment groups, y = channel groups of at most 32
+// chunks, as even as possible (96 chunks: 3 × 32; 48: 2 × 24); block (chunks, kQShiftLinesPerBlock).
+struct WalkLaunch {
+  dim3 grid, block;
+  int groups;
+};
+WalkLaunch walk_launch(int64_t batch, int grid_h, int grid_w, int64_t C, int vw) {
+  const int64_t chunks = (C + vw - 1) / vw;
+  const int64_t cgroups = (chunks + 31) / 32;
+  const int64_t tx = (chunks + cgroups - 1) / cgroups;
+  const int groups = qshift_walk_groups(grid_h, grid_w);
+  DRWKV_ASSERT(batch * groups < (int64_t(1) << 31) && cgroups <= 65535,
+               "q-shift mix: B %lld with a %dx%d grid and C %lld exceed the launch grid", (long long)batch, grid_h,
+               grid_w, (long long)C);
+  WalkLaunch L;
+  L.grid = dim3(unsigned(batch * groups), unsigned(cgroups));
+  L.block = dim3(unsigned(tx), unsigned(kQShiftLinesPerBlock));
+  L.groups = groups;
+  return L;
+}
+
 template <typename T, int VW, int M>
 void backward_launch(T* dx, const MixPtrs<float*>& dmus, const MixPtrs<const T*>& douts, const T* x,
-                     const MixPtrs<const float*>& mus, int64_t rows, int gh, int gw, int64_t C, bool accumulate,
+                     const MixPtrs<const float*>& mus, int64_t batch, int gh, int gw, int64_t C, bool accumulate,
                      float* workspace, cudaStream_t st) {
-  RowBlock rb = row_block(C, VW, 256, false, int(kQShiftRowsPerBlock));
-  const int64_t blocks = (rows + kQShiftRowsPerBlock - 1) / kQShiftRowsPerBlock;
+  const WalkLaunch L = walk_launch(batch, gh, gw, C, VW);
   bool any = false;
   for (int m = 0; m < M; ++m) any = any || dmus.p[m] != nullptr;
   float* partial = any ? workspace : nullptr;
   DRWKV_ASSERT(!any || workspace != nullptr, "qshift_mix_backward_cuda: μ gradients need the workspace");
-  size_t smem = size_t(rb.x) * rb.y * M * VW * sizeof(float);
-  qshift_backward_kernel<T, VW, M><<<unsigned(blocks), dim3(rb.x, rb.y), smem, st>>>(dx, douts, x, mus, partial, rows, gh,
-                                                                                      gw, C, accumulate);
+  const size_t smem = size_t(L.block.x) * L.block.y * M * VW * sizeof(float);
+  qshift_backward_kernel<T, VW, M><<<L.grid, L.block, smem, st>>>(dx, douts, x, mus, partial, L.groups, gh, gw, C,
+                                                                  accumulate);
   CUDA_CHECK_LAUNCH();
-  if (any) launch_column_sum(partial, blocks, int64_t(M) * C, AddToMixGradients{dmus, C}, st);
+  if (any) launch_column_sum(partial, int64_t(L.grid.x), int64_t(M) * C, AddToMixGradients{dmus, C}, st);
 }
-
 // Calls f(std::integral_constant<int, M>) for the runtime mix count.
 template <typename F>
 void dispatch_mixes(int mixes, F&& f) {
@@ -244,18 +301,15 @@ void qshift_mix_backward_cuda(T* dx, const MixPtrs<acc_t<T>*>& dmus, const MixPt
                               int64_t C, bool accumulate, acc_t<T>* workspace, StreamHandle s) {
   DRWKV_ASSERT(batch >= 0 && grid_h > 0 && grid_w > 0 && C > 0, "q-shift mix: B %lld, grid %dx%d, C %lld",
                (long long)batch, grid_h, grid_w, (long long)C);
-  const int64_t rows = batch * grid_h * grid_w;
-  if (rows == 0) return;
-  DRWKV_ASSERT(rows < (int64_t(1) << 31),
-               "q-shift mix: %lld tokens in the batch (the kernel indexes rows with 32 bits)", (long long)rows);
-  bool vec = use_vector_path<kBackwardVW>(C, x, douts, mus, mixes) && (dx == nullptr || aligned16(dx));
+  if (batch == 0) return;
+  const bool vec = use_vector_path<kBackwardVW>(C, x, douts, mus, mixes) && (dx == nullptr || aligned16(dx));
   dispatch_mixes(mixes, [&](auto mc) {
     constexpr int M = decltype(mc)::value;
     if (vec)
-      backward_launch<T, kBackwardVW, M>(dx, dmus, douts, x, mus, rows, grid_h, grid_w, C, accumulate, workspace,
+      backward_launch<T, kBackwardVW, M>(dx, dmus, douts, x, mus, batch, grid_h, grid_w, C, accumulate, workspace,
                                          to_cuda(s));
     else
-      backward_launch<T, 1, M>(dx, dmus, douts, x, mus, rows, grid_h, grid_w, C, accumulate, workspace, to_cuda(s));
+      backward_launch<T, 1, M>(dx, dmus, douts, x, mus, batch, grid_h, grid_w, C, accumulate, workspace, to_cuda(s));
   });
 }
 

@@ -33,8 +33,18 @@ struct MixPtrs {
   P p[kQShiftMaxMix] = {};
 };
 
-// Rows (tokens over the whole batch) handled by one CUDA block; fixes the reduction order of dμ.
+// Rows (tokens over the whole batch) handled by one CUDA block of the forward.
 inline constexpr int64_t kQShiftRowsPerBlock = 64;
+// The backward walks grid lines (rows for quarters 0 and 1, columns for 2 and 3) in segments of at most
+// kQShiftSegment tokens, kQShiftLinesPerBlock segments of one sample per CUDA block; the segment groups
+// per sample fix the reduction order of dμ (kernels/shift.cu).
+inline constexpr int kQShiftSegment = 16;
+inline constexpr int kQShiftLinesPerBlock = 8;
+inline int qshift_walk_groups(int grid_h, int grid_w) {
+  auto segments = [](int lines, int length) { return int64_t(lines) * ((length + kQShiftSegment - 1) / kQShiftSegment); };
+  const int64_t a = segments(grid_h, grid_w), b = segments(grid_w, grid_h), n = a > b ? a : b;
+  return int((n + kQShiftLinesPerBlock - 1) / kQShiftLinesPerBlock);
+}
 
 // Elements of acc_t<T> the backward needs as workspace.
 int64_t qshift_mix_workspace(int mixes, int64_t batch, int grid_h, int grid_w, int64_t C);

@@ -14,9 +14,7 @@ void check_args(int mixes, int64_t batch, int grid_h, int grid_w, int64_t C) {
 }  // namespace
 
 int64_t qshift_mix_workspace(int mixes, int64_t batch, int grid_h, int grid_w, int64_t C) {
-  int64_t rows = batch * grid_h * grid_w;
-  int64_t blocks = (rows + kQShiftRowsPerBlock - 1) / kQShiftRowsPerBlock;
-  return blocks * mixes * C;
+  return batch * qshift_walk_groups(grid_h, grid_w) * mixes * C;
 }
 
 template <typename T>

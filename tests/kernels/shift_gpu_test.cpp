@@ -1,6 +1,7 @@
 // q-shift mix CUDA kernels against the CPU reference (f64, from the same rounded inputs): f32 and bf16,
 // the 16-byte path (C a multiple of 4·VW) and the scalar path (odd quarters, C < 4, unaligned views),
-// 1 to 4 mixes, accumulate and overwrite, partial μ gradients, outputs poisoned first; determinism.
+// grid lines shorter and longer than a walk segment of the backward, 1 to 4 mixes, accumulate and
+// overwrite, partial μ gradients, outputs poisoned first; determinism.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -91,7 +92,9 @@ TEST(QShiftGpu, MatchesCpu) {
   DRWKV_REQUIRE_GPU();
   for (auto [B, gh, gw, C] : std::vector<std::tuple<int64_t, int, int, int64_t>>{
            {2, 3, 4, 64}, {1, 1, 1, 32}, {2, 2, 3, 12}, {1, 3, 5, 40}, {2, 4, 4, 48}, {2, 8, 9, 64}, {1, 1, 7, 6},
-           {1, 3, 1, 2}, {4, 16, 16, 384}, {1, 4, 4, 1024}}) {
+           {1, 3, 1, 2}, {4, 16, 16, 384}, {1, 4, 4, 1024},
+           // grid lines longer than one backward walk segment (kQShiftSegment), in rows, columns or both
+           {1, 3, 37, 16}, {2, 20, 5, 24}, {1, 33, 34, 64}}) {
     for (int M = 1; M <= 4; ++M) {
       check<float>(B, gh, gw, C, M, M % 2 == 0, M == 3, 0, 100 + uint64_t(M));
       check<bf16>(B, gh, gw, C, M, M % 2 == 1, M == 2, 0, 200 + uint64_t(M));
