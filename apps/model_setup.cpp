@@ -60,6 +60,7 @@ absl::StatusOr<ModelBundle> build_model(const Recipe& r, Device device, DType co
                                                       r.source, r.model.checkpoint_blocks, b.config.name,
                                                       b.config.num_blocks()));
   b.model->set_checkpoint_blocks(r.model.activation_checkpointing ? -1 : int(r.model.checkpoint_blocks));
+  b.model->set_recompute_elementwise(r.model.recompute_elementwise);
   b.store->finalize(device, compute_dtype, uint64_t(r.run.seed), total_multiple);
   b.diffusion = std::make_unique<models::GaussianDiffusion>(b.config.learn_sigma);
   int64_t expected = models::drwkv_parameter_count(b.config), got = b.store->parameter_count();

@@ -50,6 +50,7 @@ std::vector<Field> fields_of(Recipe& r) {
       D("model.drop_path", &r.model.drop_path, 0, 0.999), D("model.class_dropout", &r.model.class_dropout, 0, 0.999),
       B("model.key_norm", &r.model.key_norm), S("model.bi_wkv", &r.model.bi_wkv, {"exact", "official_compat"}),
       B("model.activation_checkpointing", &r.model.activation_checkpointing),
+      B("model.recompute_elementwise", &r.model.recompute_elementwise),
       I("model.checkpoint_blocks", &r.model.checkpoint_blocks, 0, 1000),
       S("data.path", &r.data.path), B("data.flip", &r.data.flip), I("data.threads", &r.data.threads, 1, 256),
       I("data.prefetch", &r.data.prefetch, 1, 1024),

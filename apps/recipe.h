@@ -39,6 +39,7 @@ struct ModelSection {
   std::string bi_wkv = "exact";  // exact | official_compat
   bool activation_checkpointing = false;  // every block (checkpoint_blocks: some of them)
   int64_t checkpoint_blocks = 0;          // blocks recomputed in backward, spread over the depth
+  bool recompute_elementwise = false;     // the other blocks recompute their elementwise activations
 };
 
 struct DataSection {

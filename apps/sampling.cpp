@@ -46,6 +46,7 @@ absl::StatusOr<Tensor> run_sampling(const SampleRequest& req) {
   if (!recipe.ok()) return recipe.status();
   recipe->run.device = req.device;
   recipe->model.activation_checkpointing = false;
+  recipe->model.recompute_elementwise = false;
   recipe->model.checkpoint_blocks = 0;
   absl::StatusOr<Device> device = choose_device(*recipe, 0);
   if (!device.ok()) return device.status();

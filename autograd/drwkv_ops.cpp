@@ -99,7 +99,8 @@ void check_mod(const Tensor& mod, int64_t B, int64_t C, std::initializer_list<in
 }  // namespace
 
 // ---- q-shift mix ---------------------------------------------------------------------------------------
-std::vector<Variable> qshift_mix(const Variable& x, const std::vector<Variable>& mus, int grid_h, int grid_w) {
+std::vector<Variable> qshift_mix(const Variable& x, const std::vector<Variable>& mus, int grid_h, int grid_w,
+                                 RecomputedPtr x_again) {
   const int M = int(mus.size());
   DRWKV_ASSERT(M >= 1 && M <= kernels::kQShiftMaxMix, "qshift_mix: %d mixes (1..%d)", M, kernels::kQShiftMaxMix);
   Tensor xv = x.value().contiguous();
@@ -124,15 +125,19 @@ std::vector<Variable> qshift_mix(const Variable& x, const std::vector<Variable>&
   });
   std::vector<Variable> inputs{x};
   inputs.insert(inputs.end(), mus.begin(), mus.end());
-  return make_results(outs, "qshift_mix", inputs, [xv, muv, M, grid_h, grid_w, acc](BackwardContext& ctx) {
-    const int64_t B = xv.size(0), C = xv.size(2);
+  const Shape xs = xv.shape();
+  const DType xt = xv.dtype();
+  return make_results(outs, "qshift_mix", inputs, [saved = SavedInput(xv, x_again), xs, xt, muv, M, grid_h, grid_w,
+                                                   acc](BackwardContext& ctx) {
+    const int64_t B = xs[0], C = xs[2];
+    const Tensor xv = saved.get().contiguous();
     std::vector<Tensor> douts;
     for (int m = 0; m < M; ++m) douts.push_back(ctx.grad_output_or_zeros(m).contiguous());
-    GradBuffer gx = grad_buffer(ctx, 0, xv.dtype());
+    GradBuffer gx = grad_buffer(ctx, 0, xt);
     std::vector<GradBuffer> gmu;
     for (int m = 0; m < M; ++m) gmu.push_back(grad_buffer(ctx, 1 + m, acc));
     Tensor ws = workspace(xv, kernels::qshift_mix_workspace(M, B, grid_h, grid_w, C), acc);
-    dispatch_float(xv.dtype(), [&](auto tag) {
+    dispatch_float(xt, [&](auto tag) {
       using T = decltype(tag);
       using A = acc_t<T>;
       kernels::MixPtrs<A*> dm;
@@ -144,8 +149,8 @@ std::vector<Variable> qshift_mix(const Variable& x, const std::vector<Variable>&
         dp.p[m] = ptr<T>(douts[size_t(m)]);
         mp.p[m] = ptr<A>(muv[size_t(m)]);
       }
-      DRWKV_LAUNCH(xv, T, qshift_mix_backward, gx.used ? ptr<T>(gx.buf) : nullptr, dm, dp, ptr<T>(xv), mp, M, B, grid_h,
-                   grid_w, C, gx.accumulate, ptr<A>(ws));
+      DRWKV_LAUNCH(xv, T, qshift_mix_backward, gx.used ? ptr<T>(gx.buf) : nullptr, dm, dp, ptr<T>(xv), mp, M, B,
+                   grid_h, grid_w, C, gx.accumulate, ptr<A>(ws));
     });
     gx.commit();
     for (GradBuffer& g : gmu) g.commit();
@@ -154,7 +159,8 @@ std::vector<Variable> qshift_mix(const Variable& x, const std::vector<Variable>&
 
 // ---- adaLN-Zero ----------------------------------------------------------------------------------------
 Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const Variable& ln_bias, double eps,
-                            const Variable& mod, int shift_chunk, int scale_chunk, DType out_dtype) {
+                            const Variable& mod, int shift_chunk, int scale_chunk, DType out_dtype,
+                            RecomputedPtr h_again) {
   Tensor hv = h.value().contiguous();
   DRWKV_ASSERT(hv.dim() == 3, "layernorm_modulate: h %s is not [B, T, C]", describe(hv).c_str());
   const int64_t B = hv.size(0), T = hv.size(1), C = hv.size(2);
@@ -178,7 +184,9 @@ Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const 
                   ptr<A>(wv), ptr<A>(bv), m + shift_chunk * C, m + scale_chunk * C, ms, B, T, C, eps);
   });
   return make_result(y, "layernorm_modulate", {h, ln_weight, ln_bias, mod},
-                     [hv, wv, bv, mv, mean, rstd, shift_chunk, scale_chunk, out_dtype, acc](BackwardContext& ctx) {
+                     [saved = SavedInput(hv, h_again), wv, bv, mv, mean, rstd, shift_chunk, scale_chunk, out_dtype,
+                      acc](BackwardContext& ctx) {
+                       const Tensor hv = saved.get().contiguous();
                        const int64_t B = hv.size(0), T = hv.size(1), C = hv.size(2), ms = mv.size(1);
                        Tensor dy = ctx.grad_output(0).contiguous();
                        GradBuffer gh = grad_buffer(ctx, 0, hv.dtype());
@@ -206,7 +214,7 @@ Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const 
 }
 
 Variable gated_residual(const Variable& h, const Variable& y, const Variable& mod, int gate_chunk,
-                        const Tensor& sample_scale) {
+                        const Tensor& sample_scale, RecomputedPtr y_again) {
   Tensor hv = h.value().contiguous();
   DRWKV_ASSERT(hv.dim() == 3, "gated_residual: h %s is not [B, T, C]", describe(hv).c_str());
   const int64_t B = hv.size(0), T = hv.size(1), C = hv.size(2);
@@ -235,13 +243,15 @@ Variable gated_residual(const Variable& h, const Variable& y, const Variable& mo
                   ptr<A>(mv) + gate_chunk * C, ms, ptr<A>(ss), B, T, C);
   });
   return make_result(out, "gated_residual", {h, y, mod},
-                     [yv, mv, ss, gate_chunk, acc, th = hv.dtype()](BackwardContext& ctx) {
-                       const int64_t B = yv.size(0), T = yv.size(1), C = yv.size(2), ms = mv.size(1);
+                     [saved = SavedInput(yv, y_again), ys = yv.shape(), yt = yv.dtype(), mv, ss, gate_chunk, acc,
+                      th = hv.dtype()](BackwardContext& ctx) {
+                       const int64_t B = ys[0], T = ys[1], C = ys[2], ms = mv.size(1);
                        Tensor g = ctx.grad_output(0).contiguous();
-                       GradBuffer gy = grad_buffer(ctx, 1, yv.dtype());
+                       GradBuffer gy = grad_buffer(ctx, 1, yt);
                        GradBuffer gm = grad_buffer(ctx, 2, acc);
                        Tensor dm = gm.used ? gm.adding() : Tensor();
                        if (gy.used || gm.used) {
+                         const Tensor yv = saved.get().contiguous();
                          Tensor ws = gm.used ? workspace(yv, kernels::gated_residual_workspace(B, T, C), acc) : Tensor();
                          dispatch_pair(th, yv.dtype(), [&](auto tht, auto tyt) {
                            using TH = decltype(tht);
@@ -261,7 +271,7 @@ Variable gated_residual(const Variable& h, const Variable& y, const Variable& mo
 }
 
 // ---- sigmoid gate --------------------------------------------------------------------------------------
-Variable sigmoid_mul(const Variable& r, const Variable& z) {
+Variable sigmoid_mul(const Variable& r, const Variable& z, RecomputedPtr z_again) {
   Tensor rv = r.value().contiguous(), zv = z.value().contiguous();
   DRWKV_ASSERT(rv.shape() == zv.shape() && rv.dtype() == zv.dtype() && rv.device() == zv.device(),
                "sigmoid_mul: r %s, z %s", describe(rv).c_str(), describe(zv).c_str());
@@ -270,7 +280,8 @@ Variable sigmoid_mul(const Variable& r, const Variable& z) {
     using T = decltype(tag);
     DRWKV_LAUNCH(rv, T, sigmoid_mul_forward, ptr<T>(out), ptr<T>(rv), ptr<T>(zv), rv.numel());
   });
-  return make_result(out, "sigmoid_mul", {r, z}, [rv, zv](BackwardContext& ctx) {
+  return make_result(out, "sigmoid_mul", {r, z}, [rv, saved = SavedInput(zv, z_again)](BackwardContext& ctx) {
+    const Tensor zv = saved.get().contiguous();
     Tensor g = ctx.grad_output(0).contiguous();
     Tensor dr = ctx.needs(0) ? Tensor::empty(rv.shape(), rv.dtype(), rv.device()) : Tensor();
     Tensor dz = ctx.needs(1) ? Tensor::empty(zv.shape(), zv.dtype(), zv.device()) : Tensor();

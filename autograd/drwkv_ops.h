@@ -11,26 +11,31 @@
 
 #include <vector>
 
+#include "autograd/recompute.h"
 #include "autograd/variable.h"
 
 namespace drwkv::autograd {
 
 // For each μ_m ([C]): x_m = x ⊙ μ_m + Q ⊙ (1 − μ_m), Q = qshift(x) (MODEL.md §1.8 table: channel
 // quarters receive the left, right, upper, lower neighbour; zero at the border). One pass over x.
-std::vector<Variable> qshift_mix(const Variable& x, const std::vector<Variable>& mus, int grid_h, int grid_w);
+// `x_again` (optional): x's recomputation, saved for backward instead of x (autograd/recompute.h); the
+// same holds for the `_again` arguments below.
+std::vector<Variable> qshift_mix(const Variable& x, const std::vector<Variable>& mus, int grid_h, int grid_w,
+                                 RecomputedPtr x_again = nullptr);
 
 // y = LN(h) ⊙ (1 + mod[scale_chunk]) + mod[shift_chunk], LN over C with eps; ln_weight/ln_bias optional
 // ([C]); y in `out_dtype` (the branch dtype).
 Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const Variable& ln_bias, double eps,
-                            const Variable& mod, int shift_chunk, int scale_chunk, DType out_dtype);
+                            const Variable& mod, int shift_chunk, int scale_chunk, DType out_dtype,
+                            RecomputedPtr h_again = nullptr);
 
 // h + s_b · mod[gate_chunk] ⊙ y, in h's dtype; `sample_scale` ([B] f32, optional) is the drop-path
 // factor (0 or 1/(1 − p) per sample), folded into the gate.
 Variable gated_residual(const Variable& h, const Variable& y, const Variable& mod, int gate_chunk,
-                        const Tensor& sample_scale = Tensor());
+                        const Tensor& sample_scale = Tensor(), RecomputedPtr y_again = nullptr);
 
 // σ(r) ⊙ z (same shapes and dtype).
-Variable sigmoid_mul(const Variable& r, const Variable& z);
+Variable sigmoid_mul(const Variable& r, const Variable& z, RecomputedPtr z_again = nullptr);
 
 // The DRWKV output head in one pass (MODEL.md §1.11): z = LN_{eps, no affine}(h) ⊙ (1 + mod[1]) + mod[0],
 // o = z W_outᵀ + b_out with W_out [P²·Cout, C], written straight into the image layout

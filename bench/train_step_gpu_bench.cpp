@@ -5,8 +5,9 @@
 // run), and optionally a per-kernel breakdown of one step.
 //
 // usage: train_step_gpu_bench [--configs NAME:BATCH:IMAGE[,…]] [--steps N] [--warmup N] [--profile]
-//                             [--checkpoint-blocks [N]]
+//                             [--checkpoint-blocks [N]] [--recompute-elementwise]
 //   --checkpoint-blocks: every block recomputed in backward, or N of them spread over the depth
+//   --recompute-elementwise: the other blocks recompute their elementwise activations in backward
 //   default configs: S/2:256:32,B/2:256:32,H/2:64:32,B/2:32:64,B/2:16:128 (image 32/64/128 latents =
 //   256/1024/4096 tokens at patch 2)
 #include <algorithm>
@@ -40,12 +41,14 @@ int main(int argc, char** argv) {
   int steps = 10, warmup = 3;
   bool profile = false;
   int ckpt_blocks = 0;  // blocks recomputed in backward; −1 = all
+  bool recompute = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--configs" && i + 1 < argc) configs = argv[++i];
     else if (a == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
     else if (a == "--warmup" && i + 1 < argc) warmup = std::atoi(argv[++i]);
     else if (a == "--profile") profile = true;
+    else if (a == "--recompute-elementwise") recompute = true;
     else if (a == "--checkpoint-blocks") {
       int n = 0;
       ckpt_blocks = i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &n) && n >= 0 ? (++i, n) : -1;
@@ -84,6 +87,7 @@ int main(int argc, char** argv) {
     models::ParameterStore store;
     models::DrwkvModel model(cfg, store);
     model.set_checkpoint_blocks(ckpt_blocks);
+    model.set_recompute_elementwise(recompute);
     store.finalize(dev, DType::BF16, 1);
     models::GaussianDiffusion diffusion(true);
     Tensor m = Tensor::zeros(store.flat_params().shape(), DType::F32, dev), v = m.clone(), ema = store.flat_params().clone();
@@ -120,8 +124,9 @@ int main(int argc, char** argv) {
                      bench::fmt(ips * flops / 1e12, 0), absl::StrFormat("%.1f%%", 100 * ips * flops / (ceiling * 1e12))});
     int recomputed = 0;
     for (int l = 0; l < cfg.num_blocks(); ++l) recomputed += model.checkpointed(l) ? 1 : 0;
-    std::printf("%s batch %d tokens %d: %.1f ms/step, %.0f images/s, peak %.1f GiB, %d of %d blocks checkpointed\n",
-                cfg.name.c_str(), c.batch, cfg.tokens(), t.median_ms, ips, peak, recomputed, cfg.num_blocks());
+    std::printf("%s batch %d tokens %d: %.1f ms/step, %.0f images/s, peak %.1f GiB, %d of %d blocks checkpointed%s\n",
+                cfg.name.c_str(), c.batch, cfg.tokens(), t.median_ms, ips, peak, recomputed, cfg.num_blocks(),
+                recompute ? ", elementwise recomputation" : "");
     std::fflush(stdout);
     if (profile) {
       autograd::profiler_reset();

@@ -11,6 +11,7 @@
 #include "autograd/elementwise_ops.h"
 #include "autograd/linear_ops.h"
 #include "autograd/norm_ops.h"
+#include "autograd/recompute.h"
 #include "autograd/shape_ops.h"
 #include "core/philox.h"
 
@@ -20,36 +21,16 @@ using autograd::Variable;
 namespace {
 std::string bname(int l, const char* what) { return absl::StrFormat("blocks.%d.%s", l, what); }
 
-// The values of a cheap multi-output op (the token-shift mixes), recomputed once for the several GEMMs
-// whose weight gradients need them, instead of being stored from forward to backward (each consumer's
-// backward takes its output; the cache is dropped when the last one has).
-class SharedRecompute {
- public:
-  SharedRecompute(std::function<std::vector<Tensor>()> f, int consumers) : f_(std::move(f)), consumers_(consumers) {}
-  Tensor get(int i) {
-    if (cache_.empty()) cache_ = f_();
-    Tensor t = cache_[size_t(i)];
-    if (++taken_ == consumers_) {
-      cache_.clear();
-      taken_ = 0;
-    }
-    return t;
-  }
-
- private:
-  std::function<std::vector<Tensor>()> f_;
-  int consumers_, taken_ = 0;
-  std::vector<Tensor> cache_;
-};
-
-std::shared_ptr<SharedRecompute> recompute_mixes(const Variable& x, std::vector<Variable> mus, int grid, int consumers) {
-  return std::make_shared<SharedRecompute>(
-      [xv = x.value(), mus, grid] {
-        autograd::NoGradGuard ng;
+// The token-shift mixes of x (held, or recomputed through x_again), recomputed once for the several GEMMs
+// whose weight gradients need them instead of being stored from forward to backward.
+autograd::RecomputedPtr recompute_mixes(const Variable& x, std::vector<Variable> mus, int grid, int consumers,
+                                        autograd::RecomputedPtr x_again) {
+  return std::make_shared<autograd::Recomputed>(
+      [xs = autograd::SavedInput(x.value(), std::move(x_again)), mus, grid] {
         std::vector<Variable> m;
         for (const Variable& mu : mus) m.push_back(mu.detach());
         std::vector<Tensor> out;
-        for (const Variable& v : autograd::qshift_mix(Variable(xv), m, grid, grid)) out.push_back(v.value());
+        for (const Variable& v : autograd::qshift_mix(Variable(xs.get()), m, grid, grid)) out.push_back(v.value());
         return out;
       },
       consumers);
@@ -188,7 +169,7 @@ DType DrwkvModel::branch_dtype() const { return store_.compute_dtype(); }
 DType DrwkvModel::residual_dtype() const { return store_.compute_dtype() == DType::F64 ? DType::F64 : DType::F32; }
 
 Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, const Variable& skip,
-                           const Tensor& drop_scale) const {
+                           const Tensor& drop_scale, bool recompute) const {
   using namespace autograd;
   const BlockParams& b = blocks_[size_t(l)];
   const DType branch = branch_dtype();
@@ -205,26 +186,64 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   // LN output, the σ(r)·z gate of r and z) are recomputed for the weight gradients instead of being
   // stored (linear_recompute). The squared-ReLU activation is kept instead of its pre-activation: its
   // derivative 2·√y needs only the activation, which the next GEMM keeps for its weight gradient.
+  // With `recompute` (set_recompute_elementwise) the elementwise results that backward needs are not
+  // kept either but recomputed from the block input and the GEMM outputs (autograd/recompute.h): the
+  // LayerNorm-modulate outputs x1, x2, the spatial residual h1, the Bi-WKV output z and the channel gate.
+  // Numbers: the consumers of each recomputed value (its backward closures and other recomputations).
+  const Tensor modv = mod.value();
+  auto ln_mod_again = [branch, modv](RecomputedPtr in, const Tensor& hv, const Variable& w, const Variable& bias,
+                                     int shift, int scale) {
+    return recomputed(
+        [in, hv, wv = w.value(), bv = bias.value(), branch, modv, shift, scale] {
+          return layernorm_modulate(Variable(in ? in->get() : hv), Variable(wv), Variable(bv), 1e-5, Variable(modv),
+                                    shift, scale, branch)
+              .value();
+        },
+        2);  // the q-shift's backward and the mixes
+  };
   // spatial mix (MODEL.md §1.8)
   Variable x1 = layernorm_modulate(h, p(b.ln1_w), p(b.ln1_b), 1e-5, mod, 0, 1, branch);
+  RecomputedPtr x1_again = recompute ? ln_mod_again(nullptr, h.value(), p(b.ln1_w), p(b.ln1_b), 0, 1) : nullptr;
   std::vector<Variable> att_mus = {p(b.mu_k), p(b.mu_v), p(b.mu_r)};
-  std::vector<Variable> kvr = qshift_mix(x1, att_mus, G, G);
-  auto mixes = recompute_mixes(x1, att_mus, G, 3);
+  std::vector<Variable> kvr = qshift_mix(x1, att_mus, G, G, x1_again);
+  auto mixes = recompute_mixes(x1, att_mus, G, 3, x1_again);
+  x1 = Variable();
   Variable k = linear_recompute(kvr[0], p(b.w_k), [mixes] { return mixes->get(0); });
   Variable v = linear_recompute(kvr[1], p(b.w_v), [mixes] { return mixes->get(1); });
   Variable r = linear_recompute(kvr[2], p(b.w_r), [mixes] { return mixes->get(2); });
+  kvr.clear();
   Variable z = bi_wkv(p(b.decay), p(b.first), k, v, config_.bi_wkv);
-  if (b.att_ln_w >= 0) z = layer_norm(z, p(b.att_ln_w), p(b.att_ln_b), 1e-5);
-  Variable att = linear_recompute(sigmoid_mul(r, z), p(b.w_o), [rv = r.value(), zv = z.value()] {
-    autograd::NoGradGuard ng;
-    return sigmoid_mul(Variable(rv), Variable(zv)).value();
-  });
-  h = gated_residual(h, att, mod, 2, drop1);
+  RecomputedPtr z_again;
+  if (b.att_ln_w >= 0) {
+    z = layer_norm(z, p(b.att_ln_w), p(b.att_ln_b), 1e-5);
+  } else if (recompute) {
+    z_again = recomputed(
+        [dv = p(b.decay).value(), fv = p(b.first).value(), kv = k.value(), vv = v.value(), opt = config_.bi_wkv] {
+          return bi_wkv(Variable(dv), Variable(fv), Variable(kv), Variable(vv), opt).value();
+        },
+        2);  // the gate's backward and W_o's input
+  }
+  Variable att = linear_recompute(sigmoid_mul(r, z, z_again), p(b.w_o),
+                                  [rv = r.value(), zs = SavedInput(z.value(), z_again)] {
+                                    NoGradGuard ng;
+                                    return sigmoid_mul(Variable(rv), Variable(zs.get())).value();
+                                  });
+  z = Variable();
+  Variable h1 = gated_residual(h, att, mod, 2, drop1);
+  RecomputedPtr h1_again;
+  if (recompute)
+    h1_again = recomputed(
+        [hv = h.value(), av = att.value(), modv, drop1] {
+          return gated_residual(Variable(hv), Variable(av), Variable(modv), 2, drop1).value();
+        },
+        2);  // LayerNorm-modulate's backward and x2
   // channel mix (MODEL.md §1.9)
-  Variable x2 = layernorm_modulate(h, p(b.ln2_w), p(b.ln2_b), 1e-5, mod, 3, 4, branch);
+  Variable x2 = layernorm_modulate(h1, p(b.ln2_w), p(b.ln2_b), 1e-5, mod, 3, 4, branch, h1_again);
+  RecomputedPtr x2_again = recompute ? ln_mod_again(h1_again, Tensor(), p(b.ln2_w), p(b.ln2_b), 3, 4) : nullptr;
   std::vector<Variable> ffn_mus = {p(b.cmu_k), p(b.cmu_r)};
-  std::vector<Variable> kr = qshift_mix(x2, ffn_mus, G, G);
-  auto fmixes = recompute_mixes(x2, ffn_mus, G, 2);
+  std::vector<Variable> kr = qshift_mix(x2, ffn_mus, G, G, x2_again);
+  auto fmixes = recompute_mixes(x2, ffn_mus, G, 2, x2_again);
+  x2 = Variable();
   Variable pre = linear_recompute(kr[0], p(b.w_1), [fmixes] { return fmixes->get(0); });
   Variable kk = relu_squared(pre);
   Variable kv;
@@ -234,8 +253,13 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
     kv = linear(kk, p(b.w_2));
   }
   Variable rr = linear_recompute(kr[1], p(b.w_rr), [fmixes] { return fmixes->get(1); });
+  kr.clear();
   Variable ffn = sigmoid_mul(rr, kv);
-  return gated_residual(h, ffn, mod, 5, drop2);
+  RecomputedPtr ffn_again;
+  if (recompute)
+    ffn_again = recomputed([rv = rr.value(), kvv = kv.value()] { return sigmoid_mul(Variable(rv), Variable(kvv)).value(); },
+                           1);  // the gated residual's backward
+  return gated_residual(h1, ffn, mod, 5, drop2, ffn_again);
 }
 
 Variable DrwkvModel::forward(const DrwkvInputs& in) const {
@@ -300,10 +324,10 @@ Variable DrwkvModel::forward(const DrwkvInputs& in) const {
       std::vector<Variable> ins = {h, mod};
       if (out_block) ins.push_back(skip);
       h = checkpoint([this, l, ds, out_block](const std::vector<Variable>& v) {
-        return block(l, v[0], v[1], out_block ? v[2] : Variable(), ds);
+        return block(l, v[0], v[1], out_block ? v[2] : Variable(), ds, false);
       }, ins);
     } else {
-      h = block(l, h, mod, skip, drop[size_t(l)]);
+      h = block(l, h, mod, skip, drop[size_t(l)], recompute_elementwise_);
     }
     if (in_block) skips.push_back(h);
   }

@@ -40,6 +40,11 @@ class DrwkvModel {
   void set_activation_checkpointing(bool on) { set_checkpoint_blocks(on ? -1 : 0); }
   // Whether block l is recomputed in backward.
   bool checkpointed(int l) const;
+  // Elementwise recomputation: the blocks that are not checkpointed keep only their inputs and GEMM
+  // outputs, and recompute the LayerNorm-modulate outputs, the spatial residual, the Bi-WKV output and
+  // the channel gate in backward (6 of the 18 bf16-sized activations of a block; the gradients are
+  // bitwise the same).
+  void set_recompute_elementwise(bool on) { recompute_elementwise_ = on; }
 
  private:
   struct BlockParams {
@@ -55,7 +60,7 @@ class DrwkvModel {
 
   void register_block(int l, bool out_block);
   autograd::Variable block(int l, const autograd::Variable& h, const autograd::Variable& mod,
-                           const autograd::Variable& skip, const Tensor& drop_scale) const;
+                           const autograd::Variable& skip, const Tensor& drop_scale, bool recompute) const;
   const autograd::Variable& p(int id) const { return store_.var(id); }
   DType branch_dtype() const;
   DType residual_dtype() const;
@@ -63,6 +68,7 @@ class DrwkvModel {
   DrwkvConfig config_;
   ParameterStore& store_;
   int checkpoint_blocks_ = 0;
+  bool recompute_elementwise_ = false;
   int pe_w_, pe_b_, pos_;
   int t_w1_, t_b1_, t_w2_, t_b2_;
   int label_ = -1;

@@ -77,6 +77,14 @@ TEST(Recipe, CheckpointBlocksAreCheckedAgainstTheModel) {
   EXPECT_TRUE(fails_with(kGood, "key 'model.checkpoint_blocks' = -1 is outside", {"model.checkpoint_blocks=-1"}));
 }
 
+TEST(Recipe, RecomputeElementwiseIsABoolean) {
+  EXPECT_FALSE(parse_recipe(kGood, "x.yaml").value().model.recompute_elementwise);
+  Recipe r = parse_recipe(kGood, "x.yaml", {"model.recompute_elementwise=true", "model.checkpoint_blocks=1"}).value();
+  EXPECT_TRUE(r.model.recompute_elementwise);
+  EXPECT_TRUE(build_model(r, Device::cpu(), DType::F32).ok());
+  EXPECT_TRUE(fails_with(kGood, "model.recompute_elementwise", {"model.recompute_elementwise=some"}));
+}
+
 TEST(Recipe, OverridesApplyWithTheSameChecks) {
   Recipe r = parse_recipe(kGood, "x.yaml", {"optimizer.lr=3e-4", "model.depth=7", "sample.labels=[4,5]", "run.name=other"}).value();
   EXPECT_DOUBLE_EQ(r.optimizer.lr, 3e-4);

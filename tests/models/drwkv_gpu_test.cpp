@@ -1,9 +1,12 @@
-// The whole DRWKV network on the GPU: forward and backward of a tiny config match the CPU (f32), and two
-// GPU runs with the same seed give bitwise-identical gradients (bf16 branches, as in training).
+// The whole DRWKV network on the GPU: forward and backward of a tiny config match the CPU (f32), two GPU
+// runs with the same seed give bitwise-identical gradients (bf16 branches, as in training), and so does a
+// run with elementwise recomputation, at a lower peak of memory.
 #include <gtest/gtest.h>
 
 #include "autograd/elementwise_ops.h"
 #include "autograd/tensor_math.h"
+#include "core/allocator.h"
+#include "core/stream.h"
 #include "core/rng.h"
 #include "models/diffusion.h"
 #include "models/drwkv.h"
@@ -26,28 +29,41 @@ DrwkvConfig tiny() {
 
 struct Result {
   Tensor out, grads;
+  int64_t peak_bytes = 0;  // GPU: allocated during forward + backward, above what was allocated before
 };
 
 // forward + backward of Σ proj ⊙ out after moving the weights off their zero initialisation
-Result run(Device dev, DType compute, uint64_t seed) {
+Result run(Device dev, DType compute, uint64_t seed, bool recompute = false, int batch = 4) {
   DrwkvConfig c = tiny();
   ParameterStore s;
   DrwkvModel m(c, s);
+  m.set_recompute_elementwise(recompute);
   s.finalize(dev, compute, seed);
   Tensor noise = Tensor::empty(s.flat_params().shape(), DType::F32, dev);
   rng_normal_(noise, seed, 3, 0, 0.0, 0.05);
   autograd::add_(s.flat_params(), noise);
   s.refresh_compute_copy();
   DrwkvInputs in;
-  in.x = testing::random_normal(Shape{4, c.in_channels, c.image_size, c.image_size}, DType::F32, dev, seed + 1);
-  in.t = {0, 10, 500, 999};
-  in.y = {0, 3, 6, 7};
-  in.drop_path_keys = {1, 2, 3, 4};
+  in.x = testing::random_normal(Shape{batch, c.in_channels, c.image_size, c.image_size}, DType::F32, dev, seed + 1);
+  for (int i = 0; i < batch; ++i) {
+    in.t.push_back((i * 331) % 1000);
+    in.y.push_back(i % 8);
+    in.drop_path_keys.push_back(uint64_t(i) + 1);
+  }
   in.seed = seed;
+  Tensor proj;
+  int64_t before = 0;
+  if (dev.is_cuda()) {
+    current_stream(0).synchronize();
+    cuda_allocator_reset_peak(0);
+    before = cuda_allocator_stats(0).current_bytes;
+  }
   Variable out = m.forward(in);
-  Tensor proj = testing::random_normal(out.shape(), DType::F32, dev, seed + 2);
+  proj = testing::random_normal(out.shape(), DType::F32, dev, seed + 2);
   autograd::sum_all(autograd::mul(out, Variable(proj))).backward();
-  return {out.value().to(Device::cpu()), s.flat_grads().to(Device::cpu())};
+  Result r{out.value().to(Device::cpu()), s.flat_grads().to(Device::cpu())};
+  if (dev.is_cuda()) r.peak_bytes = cuda_allocator_stats(0).peak_bytes - before;
+  return r;
 }
 
 TEST(DrwkvGpu, F32ForwardAndBackwardMatchTheCpu) {
@@ -65,6 +81,17 @@ TEST(DrwkvGpu, Bf16GradientsAreCloseAndBitwiseReproducible) {
   EXPECT_LT(testing::relative_error(a.grads, cpu.grads), 5e-2);
   EXPECT_EQ(a.grads.to_vector<float>(), b.grads.to_vector<float>()) << "two runs with the same seed differ";
   EXPECT_EQ(a.out.to_vector<float>(), b.out.to_vector<float>());
+}
+
+TEST(DrwkvGpu, ElementwiseRecomputationGivesTheSameGradientsInLessMemory) {
+  DRWKV_REQUIRE_GPU();
+  const int batch = 64;  // activations well above the parameters and their gradients
+  Result kept = run(Device::cuda(0), DType::BF16, 41, false, batch);
+  Result again = run(Device::cuda(0), DType::BF16, 41, true, batch);
+  EXPECT_EQ(kept.out.to_vector<float>(), again.out.to_vector<float>());
+  EXPECT_EQ(kept.grads.to_vector<float>(), again.grads.to_vector<float>()) << "recomputed values differ";
+  EXPECT_LT(double(again.peak_bytes), 0.85 * double(kept.peak_bytes))
+      << "peak " << again.peak_bytes << " bytes with recomputation, " << kept.peak_bytes << " without";
 }
 
 }  // namespace
