@@ -27,6 +27,20 @@ __device__ __forceinline__ float adamw_one(const AdamWConsts& k, float g, float&
   return p - k.step_size * m / (sqrtf(v) / k.sqrt_bc2 + k.eps);
 }
 
+__device__ __forceinline__ float ema_one(float decay, float c, float e, float p) { return decay * e + c * p; }
+
+// The whole update of element i through scalar accesses (the vector kernel's tail, unaligned buffers).
+__device__ __forceinline__ void adamw_element(int64_t i, float* params, const float* grads, float* m, float* v,
+                                              bf16* copy, float* ema, const AdamWConsts& k, float scale) {
+  float mi = m[i], vi = v[i];
+  const float p = adamw_one(k, grads[i] * scale, mi, vi, params[i]);
+  m[i] = mi;
+  v[i] = vi;
+  params[i] = p;
+  if (copy) copy[i] = bf16(p);
+  if (ema) ema[i] = ema_one(k.ema_decay, k.ema_c, ema[i], p);
+}
+
 __device__ __forceinline__ float load_scale(float host_scale, const float* ptr) {
   return ptr ? host_scale * *ptr : host_scale;
 }
@@ -67,35 +81,21 @@ __global__ void adamw_vec_kernel(float* __restrict__ params, const float* __rest
       for (int h = 0; h < 2; ++h) {
         F4 e4 = cuda::load_pack<float, 4>(ema + i + 4 * h);
 #pragma unroll
-        for (int j = 0; j < 4; ++j) e4.v[j] = k.ema_decay * e4.v[j] + k.ema_c * p4[h].v[j];
+        for (int j = 0; j < 4; ++j) e4.v[j] = ema_one(k.ema_decay, k.ema_c, e4.v[j], p4[h].v[j]);
         cuda::store_pack<float, 4>(ema + i + 4 * h, e4);
       }
     }
   }
   // the n % 8 tail
-  for (int64_t i = packs * kVec + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
-    float mi = m[i], vi = v[i];
-    float p = adamw_one(k, grads[i] * scale, mi, vi, params[i]);
-    m[i] = mi;
-    v[i] = vi;
-    params[i] = p;
-    if (copy) copy[i] = bf16(p);
-    if (ema) ema[i] = k.ema_decay * ema[i] + k.ema_c * p;
-  }
+  for (int64_t i = packs * kVec + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride)
+    adamw_element(i, params, grads, m, v, copy, ema, k, scale);
 }
 
 __global__ void adamw_scalar_kernel(float* params, const float* grads, float* m, float* v, bf16* copy, float* ema,
                                     int64_t n, AdamWConsts k, float host_scale, const float* scale_ptr) {
   const float scale = load_scale(host_scale, scale_ptr);
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    float mi = m[i], vi = v[i];
-    float p = adamw_one(k, grads[i] * scale, mi, vi, params[i]);
-    m[i] = mi;
-    v[i] = vi;
-    params[i] = p;
-    if (copy) copy[i] = bf16(p);
-    if (ema) ema[i] = k.ema_decay * ema[i] + k.ema_c * p;
-  }
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    adamw_element(i, params, grads, m, v, copy, ema, k, scale);
 }
 
 __global__ void ema_vec_kernel(float* __restrict__ ema, const float* __restrict__ params, int64_t n, float decay, float c) {
@@ -111,17 +111,17 @@ __global__ void ema_vec_kernel(float* __restrict__ ema, const float* __restrict_
       p4[h] = cuda::load_pack<float, 4>(params + i + 4 * h);
     }
 #pragma unroll
-    for (int j = 0; j < kVec; ++j) e4[j / 4].v[j % 4] = decay * e4[j / 4].v[j % 4] + c * p4[j / 4].v[j % 4];
+    for (int j = 0; j < kVec; ++j) e4[j / 4].v[j % 4] = ema_one(decay, c, e4[j / 4].v[j % 4], p4[j / 4].v[j % 4]);
 #pragma unroll
     for (int h = 0; h < 2; ++h) cuda::store_pack<float, 4>(ema + i + 4 * h, e4[h]);
   }
   for (int64_t i = packs * kVec + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride)
-    ema[i] = decay * ema[i] + c * params[i];
+    ema[i] = ema_one(decay, c, ema[i], params[i]);
 }
 
 __global__ void ema_scalar_kernel(float* ema, const float* params, int64_t n, float decay, float c) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    ema[i] = decay * ema[i] + c * params[i];
+    ema[i] = ema_one(decay, c, ema[i], params[i]);
 }
 }  // namespace
 

@@ -3,15 +3,8 @@
 # the optimizer bandwidth table (fused AdamW + EMA), the training step for all configurations, the
 # per-kernel breakdown (idle and host columns) of B/2 and H/2, and H/2 with 0 / some / all blocks
 # checkpointed (model.checkpoint_blocks). Logs go to $OUT.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-out=${OUT:-/tmp}
-t0=$(date +%s)
-OUT=$out tools/device/gpu_tests.sh > /dev/null 2>&1
-echo "build + gpu tests $(( $(date +%s) - t0 )) s"; grep -iE "warning" $out/build.log | head -5
-grep -E "tests passed|tests failed|Failed|\*\*\*|Total Test" $out/gpu_tests.log | tail -8
-export LD_LIBRARY_PATH=$PWD/.deps/absl/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-b=build-device
+source "$(dirname "$0")/env.sh"
+OUT=$out tools/device/gpu_tests.sh
 timeout 120 $b/bench/optim_gpu_bench > $out/optim.txt 2>&1; grep -E "^\| [a-z]" $out/optim.txt
 timeout 300 $b/bench/train_step_gpu_bench > $out/train_step.txt 2>&1; grep -A7 "^| model" $out/train_step.txt
 timeout 200 $b/bench/train_step_gpu_bench --configs B/2:256:32,H/2:64:32 --profile > $out/train_step_profile.txt 2>&1
