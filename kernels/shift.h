@@ -37,9 +37,10 @@ struct MixPtrs {
 inline constexpr int64_t kQShiftRowsPerBlock = 64;
 // The backward walks grid lines (rows for quarters 0 and 1, columns for 2 and 3) in segments of at most
 // kQShiftSegment tokens, kQShiftLinesPerBlock segments of one sample per CUDA block; the segment groups
-// per sample fix the reduction order of dμ (kernels/shift.cu).
+// per sample fix the reduction order of dμ (kernels/shift.cu). 4 segments per block ran 2–3.5 points of
+// copy bandwidth faster than 8; 8-token segments were slower than 16 (H100).
 inline constexpr int kQShiftSegment = 16;
-inline constexpr int kQShiftLinesPerBlock = 8;
+inline constexpr int kQShiftLinesPerBlock = 4;
 inline int qshift_walk_groups(int grid_h, int grid_w) {
   auto segments = [](int lines, int length) { return int64_t(lines) * ((length + kQShiftSegment - 1) / kQShiftSegment); };
   const int64_t a = segments(grid_h, grid_w), b = segments(grid_w, grid_h), n = a > b ? a : b;
