@@ -45,6 +45,7 @@ class DrwkvModel {
   // the channel gate in backward (6 of the 18 bf16-sized activations of a block; the gradients are
   // bitwise the same).
   void set_recompute_elementwise(bool on) { recompute_elementwise_ = on; }
+  bool recompute_elementwise() const { return recompute_elementwise_; }
 
  private:
   struct BlockParams {

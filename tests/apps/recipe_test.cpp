@@ -81,7 +81,10 @@ TEST(Recipe, RecomputeElementwiseIsABoolean) {
   EXPECT_FALSE(parse_recipe(kGood, "x.yaml").value().model.recompute_elementwise);
   Recipe r = parse_recipe(kGood, "x.yaml", {"model.recompute_elementwise=true", "model.checkpoint_blocks=1"}).value();
   EXPECT_TRUE(r.model.recompute_elementwise);
-  EXPECT_TRUE(build_model(r, Device::cpu(), DType::F32).ok());
+  absl::StatusOr<ModelBundle> b = build_model(r, Device::cpu(), DType::F32);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(b->model->recompute_elementwise());
+  EXPECT_TRUE(b->model->checkpointed(b->config.num_blocks() - 1));  // one block: the last
   EXPECT_TRUE(fails_with(kGood, "model.recompute_elementwise", {"model.recompute_elementwise=some"}));
 }
 
