@@ -150,17 +150,25 @@ __global__ void __launch_bounds__(1024) ln_modulate_backward_kernel(
     const int64_t i = base + threadIdx.y;
     const bool valid = i < nrows;
     const int64_t row = b * tokens + t0 + i;
-    float dyv[VW], xh[VW];
+    float dyv[VW], xh[VW], out[VW];
     const float mu = valid ? mean[row] : 0.f, rs = valid ? rstd[row] : 0.f;
     if (valid && active) {
+      // the partial sum dh accumulates into is loaded with the row, before the row reduction (one memory
+      // round trip per row instead of two)
       float hv[VW];
       load_chunk<VW, VEC>(dy + row * C, c0, C, dyv);
       load_chunk<VW, VEC>(h + row * C, c0, C, hv);
+      if (dh != nullptr && accumulate) {
+        load_chunk<VW, VEC>(dh + row * C, c0, C, out);
+      } else {
+#pragma unroll
+        for (int j = 0; j < VW; ++j) out[j] = 0.f;
+      }
 #pragma unroll
       for (int j = 0; j < VW; ++j) xh[j] = (VEC || c0 + j < C) ? (hv[j] - mu) * rs : 0.f;
     } else {
 #pragma unroll
-      for (int j = 0; j < VW; ++j) dyv[j] = xh[j] = 0.f;
+      for (int j = 0; j < VW; ++j) dyv[j] = xh[j] = out[j] = 0.f;
     }
 #pragma unroll
     for (int j = 0; j < VW; ++j) {
@@ -178,13 +186,6 @@ __global__ void __launch_bounds__(1024) ln_modulate_backward_kernel(
     row_sum<2, false>(s, red[parity]);
     parity ^= 1;
     if (valid && active) {
-      float out[VW];
-      if (accumulate) {
-        load_chunk<VW, VEC>(dh + row * C, c0, C, out);
-      } else {
-#pragma unroll
-        for (int j = 0; j < VW; ++j) out[j] = 0.f;
-      }
 #pragma unroll
       for (int j = 0; j < VW; ++j) out[j] += rs * (dyv[j] * g[j] - (s[0] + xh[j] * s[1]) * inv_c);
       store_chunk<VW, VEC>(dh + row * C, c0, C, out);
