@@ -8,10 +8,11 @@
 // row ("RESULT <label> <median ms> <TFLOP/s>") that bench/run_gemm_compare.sh joins with
 // bench/gemm_torch.py's output for the same labels.
 //
-// Usage: gemm_gpu_bench [iterations] [--m M] [--shapes K:N[,K:N...]]
+// Usage: gemm_gpu_bench [iterations] [--m M] [--shapes K:N[,K:N...]] [--batch N]
 //   iterations: default 50, after 10 warm-up calls; M: tokens (default 65536); shapes: the layers'
 //   (in, out) features (default 384:1536,1536:384,768:3072,1536:6144; DRWKV-H/2 at batch 64 is
-//   --m 16384 --shapes 1024:1024,1024:4096,4096:1024)
+//   --m 16384 --shapes 1024:1024,1024:4096,4096:1024); batch: N products of each shape in one strided
+//   launch (as one launch for a block's three D × D projections K, V, R would be); TFLOP/s count all N.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -31,7 +32,7 @@ namespace {
 
 struct Row {
   std::string label;
-  int64_t m, n, k;
+  int64_t m, n, k, batch;
   bool trans_a, trans_b;
   DType out;
   float beta;
@@ -47,13 +48,17 @@ Tensor random_bf16(int64_t rows, int64_t cols, uint64_t seed) {
 std::vector<std::string> run(const Row& r, int iterations) {
   int64_t ar = r.trans_a ? r.k : r.m, ac = r.trans_a ? r.m : r.k;
   int64_t br = r.trans_b ? r.n : r.k, bc = r.trans_b ? r.k : r.n;
-  Tensor a = random_bf16(ar, ac, 1), b = random_bf16(br, bc, 2);
-  Tensor d = Tensor::empty(Shape{r.m, r.n}, r.out, Device::cuda(0));
+  Tensor a = random_bf16(r.batch * ar, ac, 1), b = random_bf16(r.batch * br, bc, 2);
+  Tensor d = Tensor::empty(Shape{r.batch * r.m, r.n}, r.out, Device::cuda(0));
   d.fill_(0.5);  // beta = 1 rows accumulate into it
   kernels::GemmArgs g;
   g.m = r.m;
   g.n = r.n;
   g.k = r.k;
+  g.batch = r.batch;
+  g.stride_a = ar * ac;
+  g.stride_b = br * bc;
+  g.stride_d = r.m * r.n;
   g.a = a.data();
   g.a_dtype = DType::BF16;
   g.lda = ac;
@@ -68,10 +73,10 @@ std::vector<std::string> run(const Row& r, int iterations) {
   g.beta = r.beta;
   StreamHandle s = current_stream(0).handle();
   Timing t = time_gpu(0, [&] { kernels::gemm_cuda(g, s); }, 10, iterations);
-  double tflops = 2.0 * double(r.m) * double(r.n) * double(r.k) / (t.median_ms * 1e-3) / 1e12;
+  double tflops = 2.0 * double(r.batch) * double(r.m) * double(r.n) * double(r.k) / (t.median_ms * 1e-3) / 1e12;
   std::printf("RESULT %s %.4f %.1f\n", r.label.c_str(), t.median_ms, tflops);
   std::string op = std::string(r.trans_a ? "Aᵀ" : "A") + "·" + (r.trans_b ? "Bᵀ" : "B");
-  return {r.label, std::to_string(r.m), std::to_string(r.n), std::to_string(r.k), op,
+  return {r.label, std::to_string(r.batch), std::to_string(r.m), std::to_string(r.n), std::to_string(r.k), op,
           std::string(dtype_name(r.out)) + (r.beta != 0 ? " +=" : ""), fmt(t.median_ms, 4), fmt(tflops, 1)};
 }
 
@@ -82,11 +87,13 @@ int main(int argc, char** argv) {
   using namespace drwkv;
   using namespace drwkv::bench;
   int iterations = 50;
-  int64_t M = 65536;
+  int64_t M = 65536, batch = 1;
   std::vector<std::pair<int64_t, int64_t>> shapes = {{384, 1536}, {1536, 384}, {768, 3072}, {1536, 6144}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--m" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &M) && M > 0) {
+      ++i;
+    } else if (a == "--batch" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &batch) && batch > 0) {
       ++i;
     } else if (a == "--shapes" && i + 1 < argc) {
       shapes.clear();
@@ -106,15 +113,15 @@ int main(int argc, char** argv) {
   }
   std::vector<Row> rows;
   for (auto [k, n] : shapes) {
-    std::string shape = absl::StrFormat("M%d_K%d_N%d", M, k, n);
-    rows.push_back({"fwd_" + shape, M, n, k, false, true, DType::BF16, 0.0f});   // X · Wᵀ
-    rows.push_back({"dX_" + shape, M, k, n, false, false, DType::BF16, 0.0f});   // dY · W
-    rows.push_back({"dW_" + shape, n, k, M, true, false, DType::F32, 1.0f});     // dW += dYᵀ · X
+    std::string shape = absl::StrFormat("M%d_K%d_N%d", M, k, n) + (batch > 1 ? absl::StrFormat("_x%d", batch) : "");
+    rows.push_back({"fwd_" + shape, M, n, k, batch, false, true, DType::BF16, 0.0f});   // X · Wᵀ
+    rows.push_back({"dX_" + shape, M, k, n, batch, false, false, DType::BF16, 0.0f});   // dY · W
+    rows.push_back({"dW_" + shape, n, k, M, batch, true, false, DType::F32, 1.0f});     // dW += dYᵀ · X
   }
-  rows.push_back({"sq_8192", 8192, 8192, 8192, false, false, DType::BF16, 0.0f});
+  rows.push_back({"sq_8192", 8192, 8192, 8192, 1, false, false, DType::BF16, 0.0f});
   std::printf("# bf16 GEMM through cuBLASLt (kernels::gemm_cuda), %s, %s, median of %d after warm-up\n",
               device_name(0).c_str(), now_string().c_str(), iterations);
-  std::vector<std::vector<std::string>> table = {{"label", "m", "n", "k", "op", "out", "median ms", "TFLOP/s"}};
+  std::vector<std::vector<std::string>> table = {{"label", "batch", "m", "n", "k", "op", "out", "median ms", "TFLOP/s"}};
   for (const Row& r : rows) table.push_back(run(r, iterations));
   print_table(table);
   return 0;
