@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Configures and builds drwkv on the GPU machine (Ubuntu, CUDA 13, no Abseil: uses the carried .deps/).
 # Usage: tools/device/build.sh [extra cmake args]; the build goes to build-device/.
+# The device keeps build-device/ between calls of one lease and copies sources with their mtimes: after a
+# call that edited sources on the device itself (sed experiments), its objects are newer than the next
+# call's restored sources and ninja would not rebuild them; such a next call must touch the sources first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 absl_lib=$PWD/.deps/absl/usr/lib/x86_64-linux-gnu
