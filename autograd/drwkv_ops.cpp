@@ -271,7 +271,7 @@ Variable gated_residual(const Variable& h, const Variable& y, const Variable& mo
 }
 
 // ---- sigmoid gate --------------------------------------------------------------------------------------
-Variable sigmoid_mul(const Variable& r, const Variable& z, RecomputedPtr z_again) {
+Variable sigmoid_mul(const Variable& r, const Variable& z) {
   Tensor rv = r.value().contiguous(), zv = z.value().contiguous();
   DRWKV_ASSERT(rv.shape() == zv.shape() && rv.dtype() == zv.dtype() && rv.device() == zv.device(),
                "sigmoid_mul: r %s, z %s", describe(rv).c_str(), describe(zv).c_str());
@@ -280,8 +280,7 @@ Variable sigmoid_mul(const Variable& r, const Variable& z, RecomputedPtr z_again
     using T = decltype(tag);
     DRWKV_LAUNCH(rv, T, sigmoid_mul_forward, ptr<T>(out), ptr<T>(rv), ptr<T>(zv), rv.numel());
   });
-  return make_result(out, "sigmoid_mul", {r, z}, [rv, saved = SavedInput(zv, z_again)](BackwardContext& ctx) {
-    const Tensor zv = saved.get().contiguous();
+  return make_result(out, "sigmoid_mul", {r, z}, [rv, zv](BackwardContext& ctx) {
     Tensor g = ctx.grad_output(0).contiguous();
     Tensor dr = ctx.needs(0) ? Tensor::empty(rv.shape(), rv.dtype(), rv.device()) : Tensor();
     Tensor dz = ctx.needs(1) ? Tensor::empty(zv.shape(), zv.dtype(), zv.device()) : Tensor();

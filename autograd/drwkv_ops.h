@@ -35,7 +35,7 @@ Variable gated_residual(const Variable& h, const Variable& y, const Variable& mo
                         const Tensor& sample_scale = Tensor(), RecomputedPtr y_again = nullptr);
 
 // σ(r) ⊙ z (same shapes and dtype).
-Variable sigmoid_mul(const Variable& r, const Variable& z, RecomputedPtr z_again = nullptr);
+Variable sigmoid_mul(const Variable& r, const Variable& z);
 
 // The DRWKV output head in one pass (MODEL.md §1.11): z = LN_{eps, no affine}(h) ⊙ (1 + mod[1]) + mod[0],
 // o = z W_outᵀ + b_out with W_out [P²·Cout, C], written straight into the image layout

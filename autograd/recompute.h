@@ -4,8 +4,8 @@
 //
 // Used for cheap elementwise results whose storage would dominate activation memory (the token-shift
 // mixes, and with DrwkvModel::set_recompute_elementwise the LayerNorm-modulate outputs, the gated
-// residual, the Bi-WKV output and the sigmoid gates): an op given a Recomputed for an input it saves
-// keeps the Recomputed instead of the tensor.
+// residual and the channel gate): an op given a Recomputed for an input it saves keeps the Recomputed
+// instead of the tensor.
 #pragma once
 
 #include <functional>

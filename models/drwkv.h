@@ -40,10 +40,9 @@ class DrwkvModel {
   void set_activation_checkpointing(bool on) { set_checkpoint_blocks(on ? -1 : 0); }
   // Whether block l is recomputed in backward.
   bool checkpointed(int l) const;
-  // Elementwise recomputation: the blocks that are not checkpointed keep only their inputs and GEMM
-  // outputs, and recompute the LayerNorm-modulate outputs, the spatial residual, the Bi-WKV output and
-  // the channel gate in backward (6 of the 18 bf16-sized activations of a block; the gradients are
-  // bitwise the same).
+  // Elementwise recomputation: the blocks that are not checkpointed recompute the LayerNorm-modulate
+  // outputs, the spatial residual and the channel gate in backward from their inputs and GEMM outputs
+  // (5 of the 18 bf16-sized activations of a block; the gradients are bitwise the same).
   void set_recompute_elementwise(bool on) { recompute_elementwise_ = on; }
   bool recompute_elementwise() const { return recompute_elementwise_; }
 
