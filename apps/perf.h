@@ -9,9 +9,7 @@
 namespace drwkv::apps {
 
 double training_flops_per_image(const models::DrwkvConfig& c);
-// Median TFLOP/s of 10 bf16 8192³ products on `device`, timed after ≈ 0.2 s of the same products (a GPU
-// that was idle runs the first ones at lower clocks: 3 warm-up products once measured 614 instead of
-// ≈ 785 TFLOP/s on an H100); 0 on the CPU.
+// Median TFLOP/s of bf16 8192³ products on `device` (≈ 20 ms of work); 0 on the CPU.
 double measure_gemm_ceiling_tflops(Device device);
 
 }  // namespace drwkv::apps
