@@ -90,7 +90,9 @@ class CachingAllocator {
       err = cudaMalloc(&p, bytes);
       if (err != cudaSuccess) {
         (void)cudaGetLastError();
-        DRWKV_FAIL("out of GPU memory on device %d: request of %zu bytes; in use %lld, peak %lld, cached %lld (%s)",
+        DRWKV_FAIL("out of GPU memory on device %d: request of %zu bytes; in use %lld, peak %lld, cached %lld (%s). "
+                   "A training step needs less with a smaller micro-batch or with activations recomputed in "
+                   "backward (README: model.recompute_elementwise, model.checkpoint_blocks)",
                    device_, bytes, (long long)stats_.current_bytes, (long long)stats_.peak_bytes,
                    (long long)stats_.cached_bytes, cudaGetErrorString(err));
       }
