@@ -125,19 +125,17 @@ std::vector<Variable> qshift_mix(const Variable& x, const std::vector<Variable>&
   });
   std::vector<Variable> inputs{x};
   inputs.insert(inputs.end(), mus.begin(), mus.end());
-  const Shape xs = xv.shape();
-  const DType xt = xv.dtype();
-  return make_results(outs, "qshift_mix", inputs, [saved = SavedInput(xv, x_again), xs, xt, muv, M, grid_h, grid_w,
+  return make_results(outs, "qshift_mix", inputs, [saved = SavedInput(xv, x_again), muv, M, grid_h, grid_w,
                                                    acc](BackwardContext& ctx) {
-    const int64_t B = xs[0], C = xs[2];
     const Tensor xv = saved.get().contiguous();
+    const int64_t B = xv.size(0), C = xv.size(2);
     std::vector<Tensor> douts;
     for (int m = 0; m < M; ++m) douts.push_back(ctx.grad_output_or_zeros(m).contiguous());
-    GradBuffer gx = grad_buffer(ctx, 0, xt);
+    GradBuffer gx = grad_buffer(ctx, 0, xv.dtype());
     std::vector<GradBuffer> gmu;
     for (int m = 0; m < M; ++m) gmu.push_back(grad_buffer(ctx, 1 + m, acc));
     Tensor ws = workspace(xv, kernels::qshift_mix_workspace(M, B, grid_h, grid_w, C), acc);
-    dispatch_float(xt, [&](auto tag) {
+    dispatch_float(xv.dtype(), [&](auto tag) {
       using T = decltype(tag);
       using A = acc_t<T>;
       kernels::MixPtrs<A*> dm;

@@ -66,15 +66,15 @@ void qshift_mix_backward_cuda(T* dx, const MixPtrs<acc_t<T>*>& dmus, const MixPt
                               const MixPtrs<const acc_t<T>*>& mus, int mixes, int64_t batch, int grid_h, int grid_w,
                               int64_t C, bool accumulate, acc_t<T>* workspace, StreamHandle s);
 
-// The channel quarter of channel c, and the neighbour token read through a quarter by `token` at grid
-// row y, column x, or −1 at the border (the §1.8 table); shared by both backends so that they cannot
-// disagree on it.
+// The channel quarter of channel c, and the neighbour token read through a quarter by `token`, or −1 at
+// the border (the §1.8 table); shared by both backends so that they cannot disagree on it.
 DRWKV_HD int qshift_quarter(int64_t c, int64_t C) {
   int k = 3;  // the largest k with b_k = floor(k·C/4) <= c (empty quarters of C < 4 are skipped)
   while (k > 0 && (int64_t(k) * C) / 4 > c) --k;
   return k;
 }
-DRWKV_HD int64_t qshift_source_at(int quarter, int64_t token, int64_t y, int64_t x, int grid_h, int grid_w) {
+DRWKV_HD int64_t qshift_source(int quarter, int64_t token, int grid_h, int grid_w) {
+  const int64_t y = token / grid_w, x = token - y * grid_w;
   switch (quarter) {
     case 0: return x > 0 ? token - 1 : -1;                  // left neighbour
     case 1: return x + 1 < grid_w ? token + 1 : -1;         // right neighbour
@@ -83,23 +83,16 @@ DRWKV_HD int64_t qshift_source_at(int quarter, int64_t token, int64_t y, int64_t
   }
 }
 // The token that reads `token` through quarter `quarter` (the transpose of qshift_source), or −1.
-DRWKV_HD int64_t qshift_reader_at(int quarter, int64_t token, int64_t y, int64_t x, int grid_h, int grid_w) {
+// The CUDA backward walks grid lines in the direction that puts each source one step behind its reader
+// (kernels/shift.cu walk_of); the GPU test checks it against these.
+DRWKV_HD int64_t qshift_reader(int quarter, int64_t token, int grid_h, int grid_w) {
+  const int64_t y = token / grid_w, x = token - y * grid_w;
   switch (quarter) {
     case 0: return x + 1 < grid_w ? token + 1 : -1;  // my right neighbour reads me as its left one
     case 1: return x > 0 ? token - 1 : -1;
     case 2: return y + 1 < grid_h ? token + grid_w : -1;
     default: return y > 0 ? token - grid_w : -1;
   }
-}
-// The same from the token index alone (the _at forms take its grid row y and column x, which the CUDA
-// kernels compute once per token with 32-bit arithmetic).
-DRWKV_HD int64_t qshift_source(int quarter, int64_t token, int grid_h, int grid_w) {
-  const int64_t y = token / grid_w;
-  return qshift_source_at(quarter, token, y, token - y * grid_w, grid_h, grid_w);
-}
-DRWKV_HD int64_t qshift_reader(int quarter, int64_t token, int grid_h, int grid_w) {
-  const int64_t y = token / grid_w;
-  return qshift_reader_at(quarter, token, y, token - y * grid_w, grid_h, grid_w);
 }
 
 }  // namespace drwkv::kernels
