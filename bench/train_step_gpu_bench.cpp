@@ -5,9 +5,12 @@
 // run), and optionally a per-kernel breakdown of one step.
 //
 // usage: train_step_gpu_bench [--configs NAME:BATCH:IMAGE[,…]] [--steps N] [--warmup N] [--profile]
-//                             [--checkpoint-blocks [N]] [--recompute-elementwise]
+//                             [--checkpoint-blocks [N]] [--recompute-elementwise] [--micro-batches N]
 //   --checkpoint-blocks: every block recomputed in backward, or N of them spread over the depth
 //   --recompute-elementwise: the other blocks recompute their elementwise activations in backward
+//   --micro-batches N: each step's batch in N forward/backward passes whose gradients add up before the
+//     one optimizer step (the trainer's train.micro_batch = batch / N): the same optimisation step, with
+//     the activations of 1/N of the batch alive at a time
 //   default configs: S/2:256:32,B/2:256:32,H/2:64:32,B/2:32:64,B/2:16:128 (image 32/64/128 latents =
 //   256/1024/4096 tokens at patch 2)
 #include <algorithm>
@@ -42,6 +45,7 @@ int main(int argc, char** argv) {
   bool profile = false;
   int ckpt_blocks = 0;  // blocks recomputed in backward; −1 = all
   bool recompute = false;
+  int micro_batches = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--configs" && i + 1 < argc) configs = argv[++i];
@@ -49,6 +53,8 @@ int main(int argc, char** argv) {
     else if (a == "--warmup" && i + 1 < argc) warmup = std::atoi(argv[++i]);
     else if (a == "--profile") profile = true;
     else if (a == "--recompute-elementwise") recompute = true;
+    else if (a == "--micro-batches" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &micro_batches) &&
+             micro_batches > 0) ++i;
     else if (a == "--checkpoint-blocks") {
       int n = 0;
       ckpt_blocks = i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &n) && n >= 0 ? (++i, n) : -1;
@@ -73,6 +79,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "--configs: '%s' is not NAME:BATCH:IMAGE (e.g. B/2:256:32)\n", std::string(spec).c_str());
       return 2;
     }
+    if (c.batch % micro_batches != 0) {
+      std::fprintf(stderr, "--micro-batches %d does not divide the batch %d of '%s'\n", micro_batches, c.batch,
+                   std::string(spec).c_str());
+      return 2;
+    }
     c.name = parts[0];
     models::DrwkvConfig base;
     base.in_channels = 4;
@@ -91,24 +102,30 @@ int main(int argc, char** argv) {
     store.finalize(dev, DType::BF16, 1);
     models::GaussianDiffusion diffusion(true);
     Tensor m = Tensor::zeros(store.flat_params().shape(), DType::F32, dev), v = m.clone(), ema = store.flat_params().clone();
+    const int mb = c.batch / micro_batches;
     Tensor x0 = Tensor::empty(Shape{c.batch, 4, c.image, c.image}, DType::F32, dev);
     rng_normal_(x0, 7, 1);
-    models::TrainBatch tb;
-    tb.x0 = x0;
-    tb.seed = 3;
-    for (int i = 0; i < c.batch; ++i) {
-      tb.labels.push_back(i % 1000);
-      tb.timestep_keys.push_back(uint64_t(4 * i));
-      tb.noise_keys.push_back(uint64_t(4 * i + 1));
-      tb.label_drop_keys.push_back(uint64_t(4 * i + 2));
-      tb.drop_path_keys.push_back(uint64_t(4 * i + 3));
+    std::vector<models::TrainBatch> micro(static_cast<size_t>(micro_batches));
+    for (int j = 0; j < micro_batches; ++j) {
+      models::TrainBatch& tb = micro[size_t(j)];
+      tb.x0 = x0.narrow(0, int64_t(j) * mb, mb);
+      tb.seed = 3;
+      for (int i = j * mb; i < (j + 1) * mb; ++i) {
+        tb.labels.push_back(i % 1000);
+        tb.timestep_keys.push_back(uint64_t(4 * i));
+        tb.noise_keys.push_back(uint64_t(4 * i + 1));
+        tb.label_drop_keys.push_back(uint64_t(4 * i + 2));
+        tb.drop_path_keys.push_back(uint64_t(4 * i + 3));
+      }
     }
     autograd::AdamWConfig opt;
     int64_t step = 0;
     auto one_step = [&] {
       store.zero_grads();
-      models::TrainLoss tl = diffusion.training_loss(model, tb, 1.0 / c.batch, true);
-      tl.loss.backward();
+      for (const models::TrainBatch& tb : micro) {
+        models::TrainLoss tl = diffusion.training_loss(model, tb, 1.0 / c.batch, true);
+        tl.loss.backward();
+      }
       autograd::adamw_step(store.flat_params(), store.flat_grads(), m, v, opt, ++step, Tensor(), store.compute_copy(),
                            ema, 0.9999);
     };
@@ -124,9 +141,10 @@ int main(int argc, char** argv) {
                      bench::fmt(ips * flops / 1e12, 0), absl::StrFormat("%.1f%%", 100 * ips * flops / (ceiling * 1e12))});
     int recomputed = 0;
     for (int l = 0; l < cfg.num_blocks(); ++l) recomputed += model.checkpointed(l) ? 1 : 0;
-    std::printf("%s batch %d tokens %d: %.1f ms/step, %.0f images/s, peak %.1f GiB, %d of %d blocks checkpointed%s\n",
+    std::printf("%s batch %d tokens %d: %.1f ms/step, %.0f images/s, peak %.1f GiB, %d of %d blocks checkpointed%s%s\n",
                 cfg.name.c_str(), c.batch, cfg.tokens(), t.median_ms, ips, peak, recomputed, cfg.num_blocks(),
-                recompute ? ", elementwise recomputation" : "");
+                recompute ? ", elementwise recomputation" : "",
+                micro_batches > 1 ? absl::StrFormat(", %d micro-batches of %d", micro_batches, mb).c_str() : "");
     std::fflush(stdout);
     if (profile) {
       autograd::profiler_reset();
