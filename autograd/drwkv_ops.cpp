@@ -211,23 +211,33 @@ Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const 
                      });
 }
 
-Variable gated_residual(const Variable& h, const Variable& y, const Variable& mod, int gate_chunk,
-                        const Tensor& sample_scale, RecomputedPtr y_again) {
+namespace {
+// gated_residual and receptance_gated_residual: r undefined for the plain one.
+Variable gated_residual_op(const Variable& h, const Variable& r, const Variable& y, const Variable& mod,
+                           int gate_chunk, const Tensor& sample_scale, RecomputedPtr y_again) {
+  const char* name = r.defined() ? "receptance_gated_residual" : "gated_residual";
   Tensor hv = h.value().contiguous();
-  DRWKV_ASSERT(hv.dim() == 3, "gated_residual: h %s is not [B, T, C]", describe(hv).c_str());
+  DRWKV_ASSERT(hv.dim() == 3, "%s: h %s is not [B, T, C]", name, describe(hv).c_str());
   const int64_t B = hv.size(0), T = hv.size(1), C = hv.size(2);
   const DType acc = acc_dtype(hv.dtype());
   const Device dev = hv.device();
-  DRWKV_ASSERT(y.value().shape() == hv.shape() && y.value().device() == dev, "gated_residual: y %s for h %s",
+  DRWKV_ASSERT(y.value().shape() == hv.shape() && y.value().device() == dev, "%s: y %s for h %s", name,
                describe(y.value()).c_str(), describe(hv).c_str());
   Tensor yv = y.value().contiguous();
-  DRWKV_ASSERT(mod.value().dtype() == acc && mod.value().device() == dev, "gated_residual: mod %s",
+  Tensor rv;
+  if (r.defined()) {
+    rv = r.value().contiguous();
+    DRWKV_ASSERT(rv.shape() == yv.shape() && rv.dtype() == yv.dtype() && rv.device() == dev,
+                 "%s: receptance r %s, expected the shape, dtype and device of y %s", name, describe(rv).c_str(),
+                 describe(yv).c_str());
+  }
+  DRWKV_ASSERT(mod.value().dtype() == acc && mod.value().device() == dev, "%s: mod %s", name,
                describe(mod.value()).c_str());
   Tensor mv = mod.value().contiguous();
-  check_mod(mv, B, C, {gate_chunk}, "gated_residual");
+  check_mod(mv, B, C, {gate_chunk}, name);
   Tensor ss;
   if (sample_scale.defined()) {
-    DRWKV_ASSERT(sample_scale.shape() == Shape{B}, "gated_residual: sample_scale %s for batch %lld",
+    DRWKV_ASSERT(sample_scale.shape() == Shape{B}, "%s: sample_scale %s for batch %lld", name,
                  describe(sample_scale).c_str(), (long long)B);
     ss = sample_scale.to(dev, acc).contiguous();
   }
@@ -237,18 +247,23 @@ Variable gated_residual(const Variable& h, const Variable& y, const Variable& mo
     using TH = decltype(th);
     using TY = decltype(ty);
     using A = acc_t<TH>;
-    DRWKV_OPS_LAUNCH2(hv, TH, TY, gated_residual_forward, ptr<TH>(out), ptr<TH>(hv), ptr<TY>(yv),
-                  ptr<A>(mv) + gate_chunk * C, ms, ptr<A>(ss), B, T, C);
+    DRWKV_OPS_LAUNCH2(hv, TH, TY, gated_residual_forward, ptr<TH>(out), ptr<TH>(hv), ptr<TY>(yv), ptr<TY>(rv),
+                      ptr<A>(mv) + gate_chunk * C, ms, ptr<A>(ss), B, T, C);
   });
-  return make_result(out, "gated_residual", {h, y, mod},
-                     [saved = SavedInput(yv, y_again), ys = yv.shape(), yt = yv.dtype(), mv, ss, gate_chunk, acc,
+  // inputs: h, y, mod (, r)
+  std::vector<Variable> inputs{h, y, mod};
+  if (r.defined()) inputs.push_back(r);
+  return make_result(out, name, inputs,
+                     [saved = SavedInput(yv, y_again), rv, ys = yv.shape(), yt = yv.dtype(), mv, ss, gate_chunk, acc,
                       th = hv.dtype()](BackwardContext& ctx) {
                        const int64_t B = ys[0], T = ys[1], C = ys[2], ms = mv.size(1);
                        Tensor g = ctx.grad_output(0).contiguous();
                        GradBuffer gy = grad_buffer(ctx, 1, yt);
                        GradBuffer gm = grad_buffer(ctx, 2, acc);
+                       // dr into a buffer of its own, handed over after the kernel: r may be y itself
+                       Tensor dr = rv.defined() && ctx.needs(3) ? Tensor::empty(ys, yt, rv.device()) : Tensor();
                        Tensor dm = gm.used ? gm.adding() : Tensor();
-                       if (gy.used || gm.used) {
+                       if (gy.used || gm.used || dr.defined()) {
                          const Tensor yv = saved.get().contiguous();
                          Tensor ws = gm.used ? workspace(yv, kernels::gated_residual_workspace(B, T, C), acc) : Tensor();
                          dispatch_pair(th, yv.dtype(), [&](auto tht, auto tyt) {
@@ -257,15 +272,28 @@ Variable gated_residual(const Variable& h, const Variable& y, const Variable& mo
                            using A = acc_t<TH>;
                            A* d = ptr<A>(dm);
                            DRWKV_OPS_LAUNCH2(yv, TH, TY, gated_residual_backward, gy.used ? ptr<TY>(gy.buf) : nullptr,
-                                         d ? d + gate_chunk * C : nullptr, ptr<TH>(g), ptr<TY>(yv),
-                                         ptr<A>(mv) + gate_chunk * C, ms, ptr<A>(ss), B, T, C, gy.accumulate,
-                                         ptr<A>(ws));
+                                             ptr<TY>(dr), d ? d + gate_chunk * C : nullptr, ptr<TH>(g), ptr<TY>(yv),
+                                             ptr<TY>(rv), ptr<A>(mv) + gate_chunk * C, ms, ptr<A>(ss), B, T, C,
+                                             gy.accumulate, ptr<A>(ws));
                          });
                        }
                        gy.commit();
                        gm.commit();
+                       if (dr.defined()) ctx.add(3, dr);
                        if (ctx.needs(0)) ctx.add(0, g);  // the residual path passes the gradient through
                      });
+}
+}  // namespace
+
+Variable gated_residual(const Variable& h, const Variable& y, const Variable& mod, int gate_chunk,
+                        const Tensor& sample_scale, RecomputedPtr y_again) {
+  return gated_residual_op(h, Variable(), y, mod, gate_chunk, sample_scale, std::move(y_again));
+}
+
+Variable receptance_gated_residual(const Variable& h, const Variable& r, const Variable& y, const Variable& mod,
+                                   int gate_chunk, const Tensor& sample_scale) {
+  DRWKV_ASSERT(r.defined(), "receptance_gated_residual: no receptance r");
+  return gated_residual_op(h, r, y, mod, gate_chunk, sample_scale, nullptr);
 }
 
 // ---- sigmoid gate --------------------------------------------------------------------------------------

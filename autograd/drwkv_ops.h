@@ -34,6 +34,13 @@ Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const 
 Variable gated_residual(const Variable& h, const Variable& y, const Variable& mod, int gate_chunk,
                         const Tensor& sample_scale = Tensor(), RecomputedPtr y_again = nullptr);
 
+// h + s_b · mod[gate_chunk] ⊙ σ(r) ⊙ y: the channel mix's receptance gate (MODEL.md §1.9) fused into its
+// gated residual (r like y: branch dtype, same shape). Equal to gated_residual(h, sigmoid_mul(r, y), …)
+// up to the branch dtype's rounding of σ(r) ⊙ y, which it never forms: saves r and y for backward
+// (the GEMM outputs they are) instead of the gated product.
+Variable receptance_gated_residual(const Variable& h, const Variable& r, const Variable& y, const Variable& mod,
+                                   int gate_chunk, const Tensor& sample_scale = Tensor());
+
 // σ(r) ⊙ z (same shapes and dtype).
 Variable sigmoid_mul(const Variable& r, const Variable& z);
 

@@ -125,21 +125,34 @@ int main(int argc, char** argv) {
     Tensor scale = random(Shape{B}, DType::F32, 8, 0, 1.2), out = Tensor::empty(Shape{B, T, C}, DType::F32, kGpu);
     Tensor dout = random(Shape{B, T, C}, DType::F32, 9), dyg = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu);
     Tensor wsg = Tensor::empty(Shape{kernels::gated_residual_workspace(B, T, C)}, DType::F32, kGpu);
+    Tensor r = random(Shape{B, T, C}, DType::BF16, 10, -4, 4), z = random(Shape{B, T, C}, DType::BF16, 11);
+    Tensor dr = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu);
     rows.push_back({"gated_residual", C, "forward", time([&] {
-                      kernels::gated_residual_forward_cuda<float, bf16>(p<float>(out), p<float>(h), p<bf16>(y), m + 2 * C,
-                                                                        6 * C, p<float>(scale), B, T, C, s);
+                      kernels::gated_residual_forward_cuda<float, bf16>(p<float>(out), p<float>(h), p<bf16>(y), nullptr,
+                                                                        m + 2 * C, 6 * C, p<float>(scale), B, T, C, s);
                     }),
                     N4 + N2 + N4});
     rows.push_back({"gated_residual", C, "backward", time([&] {
-                      kernels::gated_residual_backward_cuda<float, bf16>(p<bf16>(dyg), p<float>(dmod) + 2 * C,
-                                                                         p<float>(dout), p<bf16>(y), m + 2 * C, 6 * C,
-                                                                         p<float>(scale), B, T, C, false, p<float>(wsg), s);
+                      kernels::gated_residual_backward_cuda<float, bf16>(
+                          p<bf16>(dyg), nullptr, p<float>(dmod) + 2 * C, p<float>(dout), p<bf16>(y), nullptr, m + 2 * C,
+                          6 * C, p<float>(scale), B, T, C, false, p<float>(wsg), s);
                     }),
                     N4 + N2 + N2});
+    // with the receptance gate σ(r) fused in (the channel mix's residual update)
+    rows.push_back({"gated_residual sigmoid(r)", C, "forward", time([&] {
+                      kernels::gated_residual_forward_cuda<float, bf16>(p<float>(out), p<float>(h), p<bf16>(y),
+                                                                        p<bf16>(r), m + 2 * C, 6 * C, p<float>(scale), B,
+                                                                        T, C, s);
+                    }),
+                    N4 + 2 * N2 + N4});
+    rows.push_back({"gated_residual sigmoid(r)", C, "backward", time([&] {
+                      kernels::gated_residual_backward_cuda<float, bf16>(
+                          p<bf16>(dyg), p<bf16>(dr), p<float>(dmod) + 2 * C, p<float>(dout), p<bf16>(y), p<bf16>(r),
+                          m + 2 * C, 6 * C, p<float>(scale), B, T, C, false, p<float>(wsg), s);
+                    }),
+                    N4 + 4 * N2});
     // ---- sigmoid gate (bf16) ----
-    Tensor r = random(Shape{B, T, C}, DType::BF16, 10, -4, 4), z = random(Shape{B, T, C}, DType::BF16, 11);
-    Tensor gz = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu), dr = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu),
-           dz = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu);
+    Tensor gz = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu), dz = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu);
     rows.push_back({"sigmoid_mul", C, "forward", time([&] {
                       kernels::sigmoid_mul_forward_cuda<bf16>(p<bf16>(gz), p<bf16>(r), p<bf16>(z), n, s);
                     }),

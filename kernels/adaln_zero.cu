@@ -8,12 +8,13 @@
 // Statistics are two-pass over registers (mean, then Σ (h − mean)²): no cancellation.
 // Bytes per element (N = B·T·C): layernorm_modulate forward reads h (4) and writes y (2 for bf16): 6N;
 // backward reads dy (2) and h (4), writes dh (4; +4 read when accumulating): 10N; plus B·T·8 of saved
-// statistics and B·⌈T/64⌉·2C·4 of partials. gated_residual forward reads h, y and writes out: 10N; backward
-// reads dout, y and writes dy: 8N.
+// statistics and B·⌈T/64⌉·2C·4 of partials. gated_residual forward reads h, y and writes out: 10N (with the
+// receptance r: 12N); backward reads dout, y and writes dy: 8N (with r: reads r, writes dr, 12N).
 #include <initializer_list>
 #include <type_traits>
 
 #include "kernels/adaln_zero.h"
+#include "kernels/elementwise_math.h"
 #include "kernels/row_tiles.cuh"
 
 namespace drwkv::kernels {
@@ -242,12 +243,15 @@ struct AddToAffineGradients {
 };
 
 // ---- gated residual ----------------------------------------------------------------------------------
-constexpr int kGatedRows = 4;  // rows in flight per thread in the forward
+// Rows in flight per thread in the forward: 4, or 2 with the receptance (with 4 it took 142 registers,
+// one block of 240 threads per SM: 61% of copy at C = 384 in bf16, against 88% with 2)
+template <bool R> constexpr int kGatedRows = R ? 2 : 4;
 
-template <typename TH, typename TY, int VW>
-__global__ void gated_forward_kernel(TH* out, const TH* h, const TY* __restrict__ y, const float* __restrict__ gate,
-                                     int64_t mod_stride, const float* __restrict__ sample_scale, int64_t tokens,
-                                     int64_t C) {
+// R: with the receptance r (the branch is σ(r) ⊙ y).
+template <typename TH, typename TY, int VW, bool R>
+__global__ void gated_forward_kernel(TH* out, const TH* h, const TY* __restrict__ y, const TY* __restrict__ r,
+                                     const float* __restrict__ gate, int64_t mod_stride,
+                                     const float* __restrict__ sample_scale, int64_t tokens, int64_t C) {
   const int64_t b = blockIdx.y, t0 = int64_t(blockIdx.x) * kTPB;
   const int64_t nrows = tokens - t0 < kTPB ? tokens - t0 : kTPB;
   const float s = sample_scale ? sample_scale[b] : 1.f;
@@ -256,25 +260,29 @@ __global__ void gated_forward_kernel(TH* out, const TH* h, const TY* __restrict_
     load_vec<VW>(gate + b * mod_stride + c0, gv);
 #pragma unroll
     for (int j = 0; j < VW; ++j) gv[j] *= s;
-    // kGatedRows rows per step, all loaded before any is stored: out may alias h (so the compiler may not
+    // kGatedRows<R> rows per step, all loaded before any is stored: out may alias h (so the compiler may not
     // move a load above an earlier store itself), and each element is read before it is written, by one
     // thread
-    for (int64_t i0 = threadIdx.y; i0 < nrows; i0 += kGatedRows * int64_t(blockDim.y)) {
-      float hv[kGatedRows][VW], yv[kGatedRows][VW];
+    for (int64_t i0 = threadIdx.y; i0 < nrows; i0 += kGatedRows<R> * int64_t(blockDim.y)) {
+      float hv[kGatedRows<R>][VW], yv[kGatedRows<R>][VW], rv[R ? kGatedRows<R> : 1][VW];
 #pragma unroll
-      for (int u = 0; u < kGatedRows; ++u) {
+      for (int u = 0; u < kGatedRows<R>; ++u) {
         const int64_t i = i0 + u * int64_t(blockDim.y), at = (b * tokens + t0 + i) * C + c0;
         if (i < nrows) {
           load_vec<VW>(h + at, hv[u]);
           load_vec<VW>(y + at, yv[u]);
+          if constexpr (R) load_vec<VW>(r + at, rv[u]);
         }
       }
 #pragma unroll
-      for (int u = 0; u < kGatedRows; ++u) {
+      for (int u = 0; u < kGatedRows<R>; ++u) {
         const int64_t i = i0 + u * int64_t(blockDim.y), at = (b * tokens + t0 + i) * C + c0;
         if (i < nrows) {
 #pragma unroll
-          for (int j = 0; j < VW; ++j) hv[u][j] += gv[j] * yv[u][j];
+          for (int j = 0; j < VW; ++j) {
+            if constexpr (R) yv[u][j] *= sigmoid_(rv[u][j]);
+            hv[u][j] += gv[j] * yv[u][j];
+          }
           store_vec<VW>(out + at, hv[u]);
         }
       }
@@ -282,10 +290,11 @@ __global__ void gated_forward_kernel(TH* out, const TH* h, const TY* __restrict_
   }
 }
 
-// dy for the block's rows; partial[b][token block][c] = Σ dout · y over them.
-template <typename TH, typename TY, int VW>
-__global__ void gated_backward_kernel(TY* __restrict__ dy, float* __restrict__ partial, const TH* __restrict__ dout,
-                                      const TY* __restrict__ y, const float* __restrict__ gate, int64_t mod_stride,
+// dy (and dr) for the block's rows; partial[b][token block][c] = Σ dout · σ(r) · y over them.
+template <typename TH, typename TY, int VW, bool R>
+__global__ void gated_backward_kernel(TY* __restrict__ dy, TY* __restrict__ dr, float* __restrict__ partial,
+                                      const TH* __restrict__ dout, const TY* __restrict__ y,
+                                      const TY* __restrict__ r, const float* __restrict__ gate, int64_t mod_stride,
                                       const float* __restrict__ sample_scale, int64_t tokens, int64_t C,
                                       bool accumulate) {
   extern __shared__ float col[];  // blockDim.x · blockDim.y · VW (when blockDim.y > 1)
@@ -305,14 +314,27 @@ __global__ void gated_backward_kernel(TY* __restrict__ dy, float* __restrict__ p
       for (int j = 0; j < VW; ++j) gv[j] *= s;
       for (int64_t i = threadIdx.y; i < nrows; i += blockDim.y) {
         const int64_t at = (b * tokens + t0 + i) * C + c0;
-        float dv[VW];
+        float dv[VW], sr[VW], yv[VW];
         load_vec<VW>(dout + at, dv);
-        if (partial) {
-          float yv[VW];
-          load_vec<VW>(y + at, yv);
+        if (partial || R) load_vec<VW>(y + at, yv);
+        if constexpr (R) {
+          load_vec<VW>(r + at, sr);
 #pragma unroll
-          for (int j = 0; j < VW; ++j) acc[j] += dv[j] * yv[j];
+          for (int j = 0; j < VW; ++j) sr[j] = sigmoid_(sr[j]);
+        } else {
+#pragma unroll
+          for (int j = 0; j < VW; ++j) sr[j] = 1.f;
         }
+        if (partial)
+#pragma unroll
+          for (int j = 0; j < VW; ++j) acc[j] += dv[j] * sr[j] * yv[j];
+        if constexpr (R)
+          if (dr) {
+            float o[VW];
+#pragma unroll
+            for (int j = 0; j < VW; ++j) o[j] = gv[j] * dv[j] * yv[j] * sr[j] * (1.f - sr[j]);
+            store_vec<VW>(dr + at, o);
+          }
         if (dy) {
           float o[VW];
           if (accumulate) {
@@ -322,7 +344,7 @@ __global__ void gated_backward_kernel(TY* __restrict__ dy, float* __restrict__ p
             for (int j = 0; j < VW; ++j) o[j] = 0.f;
           }
 #pragma unroll
-          for (int j = 0; j < VW; ++j) o[j] += gv[j] * dv[j];
+          for (int j = 0; j < VW; ++j) o[j] += gv[j] * dv[j] * sr[j];
           store_vec<VW>(dy + at, o);
         }
       }
@@ -386,6 +408,22 @@ void ln_dispatch(bool vec, int64_t C, F&& f) {
     f(std::integral_constant<int, 4>{}, std::false_type{});
   }
 }
+
+// The gated-residual kernels: 16 bytes of TY per chunk on the vector path (else one element), with or
+// without the receptance.
+template <typename TY, typename F>
+void gated_dispatch(bool vec, bool receptance, F&& f) {
+  auto with_r = [&](auto vw) {
+    if (receptance)
+      f(vw, std::true_type{});
+    else
+      f(vw, std::false_type{});
+  };
+  if (vec)
+    with_r(std::integral_constant<int, kPack<TY>>{});
+  else
+    with_r(std::integral_constant<int, 1>{});
+}
 }  // namespace
 
 template <typename TH, typename TY>
@@ -441,30 +479,30 @@ void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbi
 }
 
 template <typename TH, typename TY>
-void gated_residual_forward_cuda(TH* out, const TH* h, const TY* y, const acc_t<TH>* gate, int64_t mod_stride,
-                                 const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens, int64_t C,
-                                 StreamHandle s) {
+void gated_residual_forward_cuda(TH* out, const TH* h, const TY* y, const TY* r, const acc_t<TH>* gate,
+                                 int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
+                                 int64_t C, StreamHandle s) {
   check_args(batch, tokens, C, mod_stride);
   if (batch * tokens == 0) return;
   dim3 grid{unsigned(token_blocks(tokens)), unsigned(batch)};
   constexpr int P = kPack<TY>;
-  if (C % P == 0 && mod_stride % 4 == 0 && all_aligned({out, h, y, gate})) {
-    RowBlock rb = row_block(C, P, 256, false, int(kTPB));
-    gated_forward_kernel<TH, TY, P><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(out, h, y, gate, mod_stride,
-                                                                               sample_scale, tokens, C);
-  } else {
-    RowBlock rb = row_block(C, 1, 256, false, int(kTPB));
-    gated_forward_kernel<TH, TY, 1><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(out, h, y, gate, mod_stride,
-                                                                               sample_scale, tokens, C);
-  }
-  CUDA_CHECK_LAUNCH();
+  const bool vec = C % P == 0 && mod_stride % 4 == 0 && all_aligned({out, h, y, r, gate});
+  gated_dispatch<TY>(vec, r != nullptr, [&](auto vw, auto rt) {
+    constexpr int VW = decltype(vw)::value;
+    RowBlock rb = row_block(C, VW, 256, false, int(kTPB));
+    gated_forward_kernel<TH, TY, VW, decltype(rt)::value><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(
+        out, h, y, r, gate, mod_stride, sample_scale, tokens, C);
+    CUDA_CHECK_LAUNCH();
+  });
 }
 
 template <typename TH, typename TY>
-void gated_residual_backward_cuda(TY* dy, acc_t<TH>* dgate, const TH* dout, const TY* y, const acc_t<TH>* gate,
-                                  int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
-                                  int64_t C, bool accumulate, acc_t<TH>* workspace, StreamHandle s) {
+void gated_residual_backward_cuda(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* dout, const TY* y, const TY* r,
+                                  const acc_t<TH>* gate, int64_t mod_stride, const acc_t<TH>* sample_scale,
+                                  int64_t batch, int64_t tokens, int64_t C, bool accumulate, acc_t<TH>* workspace,
+                                  StreamHandle s) {
   check_args(batch, tokens, C, mod_stride);
+  DRWKV_ASSERT(r || !dr, "gated_residual_backward_cuda: dr without a receptance");
   if (batch * tokens == 0) return;
   DRWKV_ASSERT(!dgate || workspace, "gated_residual_backward_cuda: the gate gradient needs the workspace");
   const int64_t tb = token_blocks(tokens);
@@ -472,18 +510,15 @@ void gated_residual_backward_cuda(TY* dy, acc_t<TH>* dgate, const TH* dout, cons
   dim3 grid{unsigned(tb), unsigned(batch)};
   cudaStream_t st = to_cuda(s);
   constexpr int P = kPack<TY>;
-  if (C % P == 0 && mod_stride % 4 == 0 && all_aligned({dy, dout, y, gate})) {
-    RowBlock rb = row_block(C, P, 256, false, int(kTPB));
-    size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * P * sizeof(float) : 0;
-    gated_backward_kernel<TH, TY, P><<<grid, dim3(rb.x, rb.y), smem, st>>>(dy, partial, dout, y, gate, mod_stride,
-                                                                           sample_scale, tokens, C, accumulate);
-  } else {
-    RowBlock rb = row_block(C, 1, 256, false, int(kTPB));
-    size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * sizeof(float) : 0;
-    gated_backward_kernel<TH, TY, 1><<<grid, dim3(rb.x, rb.y), smem, st>>>(dy, partial, dout, y, gate, mod_stride,
-                                                                           sample_scale, tokens, C, accumulate);
-  }
-  CUDA_CHECK_LAUNCH();
+  const bool vec = C % P == 0 && mod_stride % 4 == 0 && all_aligned({dy, dr, dout, y, r, gate});
+  gated_dispatch<TY>(vec, r != nullptr, [&](auto vw, auto rt) {
+    constexpr int VW = decltype(vw)::value;
+    RowBlock rb = row_block(C, VW, 256, false, int(kTPB));
+    size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * VW * sizeof(float) : 0;
+    gated_backward_kernel<TH, TY, VW, decltype(rt)::value><<<grid, dim3(rb.x, rb.y), smem, st>>>(
+        dy, dr, partial, dout, y, r, gate, mod_stride, sample_scale, tokens, C, accumulate);
+    CUDA_CHECK_LAUNCH();
+  });
   if (!dgate) return;
   const int64_t n = batch * C;
   gated_finish_kernel<<<unsigned((n + 255) / 256), 256, 0, st>>>(dgate, partial, sample_scale, mod_stride, batch, tb, C);
@@ -498,11 +533,12 @@ void gated_residual_backward_cuda(TY* dy, acc_t<TH>* dgate, const TH* dout, cons
       TH*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const acc_t<TH>*,                 \
       const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t,  \
       bool, acc_t<TH>*, StreamHandle);                                                                             \
-  template void gated_residual_forward_cuda<TH, TY>(TH*, const TH*, const TY*, const acc_t<TH>*, int64_t,          \
-                                                    const acc_t<TH>*, int64_t, int64_t, int64_t, StreamHandle);    \
-  template void gated_residual_backward_cuda<TH, TY>(TY*, acc_t<TH>*, const TH*, const TY*, const acc_t<TH>*,      \
-                                                     int64_t, const acc_t<TH>*, int64_t, int64_t, int64_t, bool,   \
-                                                     acc_t<TH>*, StreamHandle);
+  template void gated_residual_forward_cuda<TH, TY>(TH*, const TH*, const TY*, const TY*, const acc_t<TH>*,      \
+                                                    int64_t, const acc_t<TH>*, int64_t, int64_t, int64_t,          \
+                                                    StreamHandle);                                                 \
+  template void gated_residual_backward_cuda<TH, TY>(TY*, TY*, acc_t<TH>*, const TH*, const TY*, const TY*,        \
+                                                     const acc_t<TH>*, int64_t, const acc_t<TH>*, int64_t, int64_t, \
+                                                     int64_t, bool, acc_t<TH>*, StreamHandle);
 INSTANTIATE(float, float)
 INSTANTIATE(float, bf16)
 #undef INSTANTIATE

@@ -16,8 +16,13 @@
 //   be null: dweight, dbias ([C]); dshift, dscale (mod-gradient chunks) = Σ_t dy, Σ_t dy ⊙ LN(h).
 // gated_residual:
 //   out = h + s_b · gate_b ⊙ y, s_b = sample_scale[b] (drop path; null = 1). out may alias h.
-//   backward: dy = s_b · gate_b ⊙ dout (overwrite, or add when `accumulate`); dgate += s_b Σ_t dout ⊙ y
-//   (dy and dgate may each be null). dh = dout is the caller's pass-through (no kernel).
+//   With a receptance r (TY, like y; null = none) the branch is σ(r) ⊙ y: out = h + s_b · gate_b ⊙ σ(r) ⊙ y,
+//   the channel mix's receptance gate (MODEL.md §1.9) fused into its residual update, so that σ(r) ⊙ y is
+//   neither written nor kept for backward.
+//   backward: dy = s_b · gate_b ⊙ σ(r) ⊙ dout (overwrite, or add when `accumulate`), dr = s_b · gate_b ⊙
+//   dout ⊙ y ⊙ σ(r)(1 − σ(r)) (overwrite); dgate += s_b Σ_t dout ⊙ σ(r) ⊙ y; without r, σ(r) reads as 1
+//   and dr must be null. dy, dr and dgate may each be null. dh = dout is the caller's pass-through (no
+//   kernel).
 // Reductions over tokens and samples are deterministic: the CUDA kernels write fixed per-block partial
 // sums into `workspace` (device memory, *_workspace(...) elements of acc_t<TH>) and add them in a fixed
 // order; the CPU versions ignore the workspace (it may be null). Outputs never alias inputs unless stated.
@@ -62,20 +67,22 @@ void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbi
                                       int64_t C, bool accumulate, acc_t<TH>* workspace, StreamHandle s);
 
 template <typename TH, typename TY>
-void gated_residual_forward_cpu(TH* out, const TH* h, const TY* y, const acc_t<TH>* gate, int64_t mod_stride,
-                                const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens, int64_t C);
+void gated_residual_forward_cpu(TH* out, const TH* h, const TY* y, const TY* r, const acc_t<TH>* gate,
+                                int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
+                                int64_t C);
 template <typename TH, typename TY>
-void gated_residual_forward_cuda(TH* out, const TH* h, const TY* y, const acc_t<TH>* gate, int64_t mod_stride,
-                                 const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens, int64_t C,
-                                 StreamHandle s);
+void gated_residual_forward_cuda(TH* out, const TH* h, const TY* y, const TY* r, const acc_t<TH>* gate,
+                                 int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
+                                 int64_t C, StreamHandle s);
 
 template <typename TH, typename TY>
-void gated_residual_backward_cpu(TY* dy, acc_t<TH>* dgate, const TH* dout, const TY* y, const acc_t<TH>* gate,
-                                 int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
-                                 int64_t C, bool accumulate, acc_t<TH>* workspace);
+void gated_residual_backward_cpu(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* dout, const TY* y, const TY* r,
+                                 const acc_t<TH>* gate, int64_t mod_stride, const acc_t<TH>* sample_scale,
+                                 int64_t batch, int64_t tokens, int64_t C, bool accumulate, acc_t<TH>* workspace);
 template <typename TH, typename TY>
-void gated_residual_backward_cuda(TY* dy, acc_t<TH>* dgate, const TH* dout, const TY* y, const acc_t<TH>* gate,
-                                  int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
-                                  int64_t C, bool accumulate, acc_t<TH>* workspace, StreamHandle s);
+void gated_residual_backward_cuda(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* dout, const TY* y, const TY* r,
+                                  const acc_t<TH>* gate, int64_t mod_stride, const acc_t<TH>* sample_scale,
+                                  int64_t batch, int64_t tokens, int64_t C, bool accumulate, acc_t<TH>* workspace,
+                                  StreamHandle s);
 
 }  // namespace drwkv::kernels

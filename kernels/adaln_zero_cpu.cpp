@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "kernels/adaln_zero.h"
+#include "kernels/elementwise_math.h"
 
 namespace drwkv::kernels {
 namespace {
@@ -106,26 +107,30 @@ void layernorm_modulate_backward_cpu(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbia
 }
 
 template <typename TH, typename TY>
-void gated_residual_forward_cpu(TH* out, const TH* h, const TY* y, const acc_t<TH>* gate, int64_t mod_stride,
-                                const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens, int64_t C) {
+void gated_residual_forward_cpu(TH* out, const TH* h, const TY* y, const TY* r, const acc_t<TH>* gate,
+                                int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
+                                int64_t C) {
   using A = acc_t<TH>;
   check_args(batch, tokens, C, mod_stride);
   for (int64_t b = 0; b < batch; ++b) {
     const A s = sample_scale ? sample_scale[b] : A(1);
     for (int64_t t = 0; t < tokens; ++t) {
       const int64_t row = (b * tokens + t) * C;
-      for (int64_t c = 0; c < C; ++c)
-        out[row + c] = store_as<TH>(load_as<A>(h[row + c]) + s * gate[b * mod_stride + c] * load_as<A>(y[row + c]));
+      for (int64_t c = 0; c < C; ++c) {
+        const A branch = load_as<A>(y[row + c]) * (r ? sigmoid_(load_as<A>(r[row + c])) : A(1));
+        out[row + c] = store_as<TH>(load_as<A>(h[row + c]) + s * gate[b * mod_stride + c] * branch);
+      }
     }
   }
 }
 
 template <typename TH, typename TY>
-void gated_residual_backward_cpu(TY* dy, acc_t<TH>* dgate, const TH* dout, const TY* y, const acc_t<TH>* gate,
-                                 int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
-                                 int64_t C, bool accumulate, acc_t<TH>* /*workspace*/) {
+void gated_residual_backward_cpu(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* dout, const TY* y, const TY* r,
+                                 const acc_t<TH>* gate, int64_t mod_stride, const acc_t<TH>* sample_scale,
+                                 int64_t batch, int64_t tokens, int64_t C, bool accumulate, acc_t<TH>* /*workspace*/) {
   using A = acc_t<TH>;
   check_args(batch, tokens, C, mod_stride);
+  DRWKV_ASSERT(r || !dr, "gated_residual_backward: dr without a receptance");
   std::vector<A> dg(static_cast<size_t>(C));
   for (int64_t b = 0; b < batch; ++b) {
     const A s = sample_scale ? sample_scale[b] : A(1);
@@ -133,13 +138,12 @@ void gated_residual_backward_cpu(TY* dy, acc_t<TH>* dgate, const TH* dout, const
     for (int64_t t = 0; t < tokens; ++t) {
       const int64_t row = (b * tokens + t) * C;
       for (int64_t c = 0; c < C; ++c) {
-        const A g = load_as<A>(dout[row + c]);
-        dg[size_t(c)] += g * load_as<A>(y[row + c]);
-        if (dy) {
-          A v = s * gate[b * mod_stride + c] * g;
-          if (accumulate) v += load_as<A>(dy[row + c]);
-          dy[row + c] = store_as<TY>(v);
-        }
+        const A g = load_as<A>(dout[row + c]), yv = load_as<A>(y[row + c]);
+        const A sr = r ? sigmoid_(load_as<A>(r[row + c])) : A(1);
+        const A gs = s * gate[b * mod_stride + c] * g;  // ∂L/∂(branch)
+        dg[size_t(c)] += g * sr * yv;
+        if (dy) dy[row + c] = store_as<TY>(gs * sr + (accumulate ? load_as<A>(dy[row + c]) : A(0)));
+        if (dr) dr[row + c] = store_as<TY>(gs * yv * sr * (A(1) - sr));
       }
     }
     if (dgate)
@@ -155,11 +159,11 @@ void gated_residual_backward_cpu(TY* dy, acc_t<TH>* dgate, const TH* dout, const
                                                         const TY*, const TH*, const acc_t<TH>*, const acc_t<TH>*,  \
                                                         const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*,      \
                                                         int64_t, int64_t, int64_t, int64_t, bool, acc_t<TH>*);     \
-  template void gated_residual_forward_cpu<TH, TY>(TH*, const TH*, const TY*, const acc_t<TH>*, int64_t,           \
-                                                   const acc_t<TH>*, int64_t, int64_t, int64_t);                   \
-  template void gated_residual_backward_cpu<TH, TY>(TY*, acc_t<TH>*, const TH*, const TY*, const acc_t<TH>*,       \
-                                                    int64_t, const acc_t<TH>*, int64_t, int64_t, int64_t, bool,    \
-                                                    acc_t<TH>*);
+  template void gated_residual_forward_cpu<TH, TY>(TH*, const TH*, const TY*, const TY*, const acc_t<TH>*,       \
+                                                   int64_t, const acc_t<TH>*, int64_t, int64_t, int64_t);          \
+  template void gated_residual_backward_cpu<TH, TY>(TY*, TY*, acc_t<TH>*, const TH*, const TY*, const TY*,         \
+                                                    const acc_t<TH>*, int64_t, const acc_t<TH>*, int64_t, int64_t, \
+                                                    int64_t, bool, acc_t<TH>*);
 INSTANTIATE(float, float)
 INSTANTIATE(double, double)
 INSTANTIATE(float, bf16)

@@ -2,14 +2,13 @@
 // take the scalar kernel.
 #include <initializer_list>
 
+#include "kernels/elementwise_math.h"
 #include "kernels/gate.h"
 #include "kernels/row_tiles.cuh"
 
 namespace drwkv::kernels {
 namespace {
 using namespace cuda;
-
-__device__ __forceinline__ float sigmoidf(float x) { return 1.f / (1.f + expf(-x)); }
 
 // Elements [i0, i0 + VW) handled by one thread.
 template <int VW, typename T>
@@ -18,7 +17,7 @@ __device__ __forceinline__ void forward_at(T* out, const T* r, const T* z, int64
   load_vec<VW>(r + i0, rv);
   load_vec<VW>(z + i0, zv);
 #pragma unroll
-  for (int j = 0; j < VW; ++j) rv[j] = sigmoidf(rv[j]) * zv[j];
+  for (int j = 0; j < VW; ++j) rv[j] = sigmoid_(rv[j]) * zv[j];
   store_vec<VW>(out + i0, rv);
 }
 
@@ -31,7 +30,7 @@ __device__ __forceinline__ void backward_at(T* dr, T* dz, const T* dout, const T
   float a[VW], b[VW];
 #pragma unroll
   for (int j = 0; j < VW; ++j) {
-    const float s = sigmoidf(rv[j]);
+    const float s = sigmoid_(rv[j]);
     a[j] = gv[j] * zv[j] * s * (1.f - s);
     b[j] = gv[j] * s;
   }

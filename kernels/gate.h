@@ -1,5 +1,6 @@
-// The receptance gate of the spatial mix (MODEL.md §1.8: out = W_o (σ(r) ⊙ z)) and of the channel mix
-// (§1.9: σ(W_R x_r) ⊙ (W_2 k)): out = σ(r) ⊙ z over n contiguous elements.
+// The receptance gate of the spatial mix (MODEL.md §1.8: out = W_o (σ(r) ⊙ z)): out = σ(r) ⊙ z over n
+// contiguous elements. (The channel mix's gate, §1.9: σ(W_R x_r) ⊙ (W_2 k), is applied inside its gated
+// residual: kernels/adaln_zero.h.)
 //
 // Backward: dr = dout ⊙ z ⊙ σ(r)(1 − σ(r)), dz = dout ⊙ σ(r); both overwrite, either may be null (not
 // wanted). No aliasing between outputs and inputs. Types: T = float, double, bf16 on the CPU; float, bf16

@@ -1,24 +1,22 @@
 // Host sigmoid gate (kernels/gate.h).
 #include <cmath>
 
+#include "kernels/elementwise_math.h"
 #include "kernels/gate.h"
 
 namespace drwkv::kernels {
-namespace {
-template <typename A> A sigmoid(A x) { return A(1) / (A(1) + std::exp(-x)); }
-}  // namespace
 
 template <typename T>
 void sigmoid_mul_forward_cpu(T* out, const T* r, const T* z, int64_t n) {
   using A = acc_t<T>;
-  for (int64_t i = 0; i < n; ++i) out[i] = store_as<T>(sigmoid(load_as<A>(r[i])) * load_as<A>(z[i]));
+  for (int64_t i = 0; i < n; ++i) out[i] = store_as<T>(sigmoid_(load_as<A>(r[i])) * load_as<A>(z[i]));
 }
 
 template <typename T>
 void sigmoid_mul_backward_cpu(T* dr, T* dz, const T* dout, const T* r, const T* z, int64_t n) {
   using A = acc_t<T>;
   for (int64_t i = 0; i < n; ++i) {
-    const A s = sigmoid(load_as<A>(r[i])), g = load_as<A>(dout[i]);
+    const A s = sigmoid_(load_as<A>(r[i])), g = load_as<A>(dout[i]);
     if (dr) dr[i] = store_as<T>(g * load_as<A>(z[i]) * s * (A(1) - s));
     if (dz) dz[i] = store_as<T>(g * s);
   }

@@ -184,13 +184,15 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   if (b.ln0_w >= 0) h = layer_norm(h, p(b.ln0_w), p(b.ln0_b), 1e-5);
   // Memory: the GEMM inputs that are cheap functions of tensors kept anyway (token-shift mixes of the
   // LN output, the σ(r)·z gate of r and z) are recomputed for the weight gradients instead of being
-  // stored (linear_recompute). The squared-ReLU activation is kept instead of its pre-activation: its
-  // derivative 2·√y needs only the activation, which the next GEMM keeps for its weight gradient.
+  // stored (linear_recompute). The channel mix's gate σ(r')·(W_2 k) exists only inside its gated
+  // residual (receptance_gated_residual): never stored, never recomputed. The squared-ReLU activation is
+  // kept instead of its pre-activation: its derivative 2·√y needs only the activation, which the next
+  // GEMM keeps for its weight gradient.
   // With `recompute` (set_recompute_elementwise) the elementwise results that backward needs are not
   // kept either but recomputed from the block input and the GEMM outputs (autograd/recompute.h): the
-  // LayerNorm-modulate outputs x1, x2, the spatial residual h1 and the channel gate. The Bi-WKV output
-  // is kept: recomputing it costs about what checkpointing whole blocks does per byte saved (H/2: 2.9 ms
-  // for 1.2 GiB), so model.checkpoint_blocks is the knob beyond this one.
+  // LayerNorm-modulate outputs x1, x2 and the spatial residual h1. The Bi-WKV output is kept:
+  // recomputing it costs about what checkpointing whole blocks does per byte saved (H/2: 2.9 ms for
+  // 1.2 GiB), so model.checkpoint_blocks is the knob beyond this one.
   // Numbers: the consumers of each recomputed value (its backward closures and other recomputations).
   const Tensor modv = mod.value();
   auto ln_mod_again = [branch, modv](RecomputedPtr in, const Tensor& hv, const Variable& w, const Variable& bias,
@@ -245,12 +247,8 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   }
   Variable rr = linear_recompute(kr[1], p(b.w_rr), [fmixes] { return fmixes->get(1); });
   kr.clear();
-  Variable ffn = sigmoid_mul(rr, kv);
-  RecomputedPtr ffn_again;
-  if (recompute)
-    ffn_again = recomputed([rv = rr.value(), kvv = kv.value()] { return sigmoid_mul(Variable(rv), Variable(kvv)).value(); },
-                           1);  // the gated residual's backward
-  return gated_residual(h1, ffn, mod, 5, drop2, ffn_again);
+  // σ(rr) ⊙ kv inside the gated residual: the gated product is never formed, kept or recomputed
+  return receptance_gated_residual(h1, rr, kv, mod, 5, drop2);
 }
 
 Variable DrwkvModel::forward(const DrwkvInputs& in) const {

@@ -41,8 +41,8 @@ class DrwkvModel {
   // Whether block l is recomputed in backward.
   bool checkpointed(int l) const;
   // Elementwise recomputation: the blocks that are not checkpointed recompute the LayerNorm-modulate
-  // outputs, the spatial residual and the channel gate in backward from their inputs and GEMM outputs
-  // (5 of the 18 bf16-sized activations of a block; the gradients are bitwise the same).
+  // outputs and the spatial residual in backward from their inputs and GEMM outputs (4 of the 17
+  // bf16-sized activations of a block; the gradients are bitwise the same).
   void set_recompute_elementwise(bool on) { recompute_elementwise_ = on; }
   bool recompute_elementwise() const { return recompute_elementwise_; }
 

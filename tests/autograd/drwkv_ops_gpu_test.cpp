@@ -31,7 +31,7 @@ Variable block(const std::vector<Variable>& v, int gh, int gw, DType branch, con
   Variable z = sigmoid_mul(xs[1], xs[0]);
   Variable h1 = gated_residual(v[0], z, v[3], 2, scale);
   Variable x2 = layernorm_modulate(h1, Variable(), Variable(), 1e-5, v[3], 3, 4, branch);
-  return gated_residual(h1, x2, v[3], 5);
+  return receptance_gated_residual(h1, xs[0], x2, v[3], 5);
 }
 
 // Runs the block on `dev` with residual dtype `th` and branch dtype `ty`; parameter gradients (weight,

@@ -189,6 +189,44 @@ TEST(GatedResidual, ValuesAndGradients) {
   }
 }
 
+TEST(ReceptanceGatedResidual, ValuesAndGradients) {
+  for (auto [B, T, C] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{2, 3, 5}, {1, 1, 1}, {3, 4, 8}, {2, 65, 3}}) {
+    Tensor h = rnd(Shape{B, T, C}, 1), r = rnd(Shape{B, T, C}, 4, -4, 4), y = rnd(Shape{B, T, C}, 2);
+    Tensor mod = rnd(Shape{B, 6 * C}, 3);
+    std::vector<float> sv;
+    for (int64_t b = 0; b < B; ++b) sv.push_back(b % 2 ? 0.f : 1.f / 0.9f);  // dropped and kept samples
+    Tensor scale = Tensor::from_vector(sv, Shape{B});
+    Variable out = receptance_gated_residual(Variable(h), Variable(r), Variable(y), Variable(mod), 5, scale);
+    std::vector<double> hv = vals(h), rv = vals(r), yv = vals(y), mv = vals(mod), ov = vals(out.value());
+    for (int64_t i = 0; i < B * T * C; ++i) {
+      const int64_t b = i / (T * C), c = i % C;
+      const double gate = double(sv[size_t(b)]) * mv[size_t(b * 6 * C + 5 * C + c)];
+      const double want = hv[size_t(i)] + gate * yv[size_t(i)] / (1 + std::exp(-rv[size_t(i)]));
+      ASSERT_NEAR(ov[size_t(i)], want, 1e-12) << "element " << i;
+    }
+    EXPECT_TRUE(gradcheck(
+        [&](const std::vector<Variable>& v) { return receptance_gated_residual(v[0], v[1], v[2], v[3], 5, scale); },
+        {h, r, y, mod}))
+        << "B " << B << " T " << T << " C " << C;
+    // r and y one tensor: its two gradient contributions add up (one written, one accumulated)
+    EXPECT_TRUE(gradcheck([](const std::vector<Variable>& v) { return receptance_gated_residual(v[0], v[1], v[1], v[2], 0); },
+                          {h, y, mod}))
+        << "r = y, B " << B << " T " << T << " C " << C;
+    // the unfused composition, gradients included
+    std::vector<Variable> a{Variable(h, true), Variable(r, true), Variable(y, true), Variable(mod, true)};
+    std::vector<Variable> u{Variable(h, true), Variable(r, true), Variable(y, true), Variable(mod, true)};
+    Variable fused = receptance_gated_residual(a[0], a[1], a[2], a[3], 5, scale);
+    Variable plain = gated_residual(u[0], sigmoid_mul(u[1], u[2]), u[3], 5, scale);
+    Tensor seed = rnd(Shape{B, T, C}, 9);
+    fused.backward(seed);
+    plain.backward(seed);
+    EXPECT_TENSORS_CLOSE(fused.value(), plain.value(), (testing::Tolerance{1e-14, 1e-14}), "fused vs unfused", 1);
+    for (size_t i = 0; i < a.size(); ++i)
+      EXPECT_TENSORS_CLOSE(a[i].grad(), u[i].grad(), (testing::Tolerance{1e-14, 1e-14}),
+                           "fused vs unfused gradient " + std::to_string(i), 1);
+  }
+}
+
 TEST(SigmoidMul, ValuesAndGradients) {
   for (Shape s : {Shape{1}, Shape{7}, Shape{2, 3, 5}}) {
     Tensor r = rnd(s, 1, -3, 3), z = rnd(s, 2);
@@ -213,7 +251,7 @@ TEST(DrwkvOps, BlockCompositionGradients) {
           Variable z = sigmoid_mul(xs[1], xs[0]);
           Variable h1 = gated_residual(v[0], z, v[3], 2, scale);
           Variable x2 = layernorm_modulate(h1, Variable(), Variable(), 1e-5, v[3], 3, 4, DType::F64);
-          return gated_residual(h1, x2, v[3], 5);
+          return receptance_gated_residual(h1, xs[0], x2, v[3], 5);
         },
         in))
         << "B " << B << " grid " << gh << "x" << gw << " C " << C;

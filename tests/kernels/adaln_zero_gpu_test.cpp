@@ -84,46 +84,61 @@ void check_layernorm_modulate(const Case& k, uint64_t seed) {
   EXPECT_TENSORS_CLOSE(db, db64, sum_tolerance(B * T), what + " dbias", seed);
 }
 
+// With `receptance`, the branch is σ(r) ⊙ y (r spanning both signs well past the sigmoid's knee).
 template <typename TY>
-void check_gated_residual(const Case& k, uint64_t seed) {
+void check_gated_residual(const Case& k, bool receptance, uint64_t seed) {
   const DType ty = dtype_v<TY>;
   const int64_t B = k.B, T = k.T, C = k.C, ms = 6 * C + k.stride_pad;
   const int gc = 2;
-  const std::string what = "gated B " + std::to_string(B) + " T " + std::to_string(T) + " C " + std::to_string(C) +
-                           (k.accumulate ? " acc" : "") + " " + std::string(dtype_name(ty));
+  const std::string what = std::string(receptance ? "receptance-gated" : "gated") + " B " + std::to_string(B) +
+                           " T " + std::to_string(T) + " C " + std::to_string(C) + (k.accumulate ? " acc" : "") + " " +
+                           std::string(dtype_name(ty));
   Tensor h = random_uniform_via_f32(Shape{B, T, C}, DType::F32, kGpu, seed), h64 = to_f64(h);
   Tensor y = random_uniform_via_f32(Shape{B, T, C}, ty, kGpu, seed + 1), y64 = to_f64(y);
+  Tensor r, r64;
+  if (receptance) {
+    r = random_uniform_via_f32(Shape{B, T, C}, ty, kGpu, seed + 6, -5.0, 5.0);
+    r64 = to_f64(r);
+  }
   Tensor mod = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 2), mod64 = to_f64(mod);
   std::vector<float> sv;
   for (int64_t b = 0; b < B; ++b) sv.push_back(b % 3 == 1 ? 0.f : 1.f / 0.9f);
   Tensor ss = Tensor::from_vector(sv, Shape{B}, kGpu), ss64 = to_f64(ss);
+  const TY* rp = receptance ? p<TY>(r) : nullptr;
+  const double* rp64 = receptance ? p<double>(r64) : nullptr;
   for (const bool scaled : {false, true}) {
     const float* sg = scaled ? p<float>(ss) : nullptr;
     const double* sr = scaled ? p<double>(ss64) : nullptr;
     Tensor out = testing::poisoned(Shape{B, T, C}, DType::F32, kGpu), out64 = Tensor::empty(Shape{B, T, C}, DType::F64);
-    gated_residual_forward_cpu<double, double>(p<double>(out64), p<double>(h64), p<double>(y64), p<double>(mod64) + gc * C,
-                                               ms, sr, B, T, C);
-    gated_residual_forward_cuda<float, TY>(p<float>(out), p<float>(h), p<TY>(y), p<float>(mod) + gc * C, ms, sg, B, T, C,
-                                           stream());
+    gated_residual_forward_cpu<double, double>(p<double>(out64), p<double>(h64), p<double>(y64), rp64,
+                                               p<double>(mod64) + gc * C, ms, sr, B, T, C);
+    gated_residual_forward_cuda<float, TY>(p<float>(out), p<float>(h), p<TY>(y), rp, p<float>(mod) + gc * C, ms, sg, B,
+                                           T, C, stream());
     EXPECT_TENSORS_CLOSE(out, out64, testing::tolerance_for(DType::F32), what + " out", seed);
     Tensor inplace = h.clone();  // out aliasing h
-    gated_residual_forward_cuda<float, TY>(p<float>(inplace), p<float>(inplace), p<TY>(y), p<float>(mod) + gc * C, ms, sg,
-                                           B, T, C, stream());
+    gated_residual_forward_cuda<float, TY>(p<float>(inplace), p<float>(inplace), p<TY>(y), rp, p<float>(mod) + gc * C,
+                                           ms, sg, B, T, C, stream());
     EXPECT_TENSORS_CLOSE(inplace, out64, testing::tolerance_for(DType::F32), what + " out in place", seed);
 
     Tensor dout = random_uniform_via_f32(Shape{B, T, C}, DType::F32, kGpu, seed + 3), dout64 = to_f64(dout);
     Tensor dy = k.accumulate ? random_uniform_via_f32(Shape{B, T, C}, ty, kGpu, seed + 4)
                              : testing::poisoned(Shape{B, T, C}, ty, kGpu);
+    Tensor dr = testing::poisoned(Shape{B, T, C}, ty, kGpu);  // dr is always overwritten
     Tensor dy64 = k.accumulate ? to_f64(dy) : Tensor::empty(Shape{B, T, C}, DType::F64);
+    Tensor dr64 = Tensor::empty(Shape{B, T, C}, DType::F64);
     Tensor dmod = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 5), dmod64 = to_f64(dmod);
     Tensor ws = Tensor::empty(Shape{gated_residual_workspace(B, T, C)}, DType::F32, kGpu);
     ws.fill_(std::nan(""));
-    gated_residual_backward_cpu<double, double>(p<double>(dy64), p<double>(dmod64) + gc * C, p<double>(dout64),
-                                                p<double>(y64), p<double>(mod64) + gc * C, ms, sr, B, T, C, k.accumulate,
-                                                nullptr);
-    gated_residual_backward_cuda<float, TY>(p<TY>(dy), p<float>(dmod) + gc * C, p<float>(dout), p<TY>(y),
-                                            p<float>(mod) + gc * C, ms, sg, B, T, C, k.accumulate, p<float>(ws), stream());
+    gated_residual_backward_cpu<double, double>(p<double>(dy64), receptance ? p<double>(dr64) : nullptr,
+                                                p<double>(dmod64) + gc * C, p<double>(dout64), p<double>(y64), rp64,
+                                                p<double>(mod64) + gc * C, ms, sr, B, T, C, k.accumulate, nullptr);
+    gated_residual_backward_cuda<float, TY>(p<TY>(dy), receptance ? p<TY>(dr) : nullptr, p<float>(dmod) + gc * C,
+                                            p<float>(dout), p<TY>(y), rp, p<float>(mod) + gc * C, ms, sg, B, T, C,
+                                            k.accumulate, p<float>(ws), stream());
     EXPECT_TENSORS_CLOSE(dy, dy64, testing::tolerance_for(ty), what + " dy", seed);
+    if (receptance) {
+      EXPECT_TENSORS_CLOSE(dr, dr64, testing::tolerance_for(ty), what + " dr", seed);
+    }
     EXPECT_TENSORS_CLOSE(dmod, dmod64, sum_tolerance(T), what + " dgate", seed);
   }
 }
@@ -149,8 +164,10 @@ TEST(AdaLNGpu, GatedResidualMatchesCpu) {
   DRWKV_REQUIRE_GPU();
   uint64_t seed = 500;
   for (const Case& k : cases()) {
-    check_gated_residual<float>(k, seed += 10);
-    check_gated_residual<bf16>(k, seed += 10);
+    for (const bool receptance : {false, true}) {
+      check_gated_residual<float>(k, receptance, seed += 10);
+      check_gated_residual<bf16>(k, receptance, seed += 10);
+    }
   }
 }
 
