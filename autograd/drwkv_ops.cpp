@@ -156,34 +156,38 @@ std::vector<Variable> qshift_mix(const Variable& x, const std::vector<Variable>&
 }
 
 // ---- adaLN-Zero ----------------------------------------------------------------------------------------
-Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const Variable& ln_bias, double eps,
-                            const Variable& mod, int shift_chunk, int scale_chunk, DType out_dtype,
-                            RecomputedPtr h_again) {
-  Tensor hv = h.value().contiguous();
-  DRWKV_ASSERT(hv.dim() == 3, "layernorm_modulate: h %s is not [B, T, C]", describe(hv).c_str());
-  const int64_t B = hv.size(0), T = hv.size(1), C = hv.size(2);
-  const DType acc = acc_dtype(hv.dtype());
-  const Device dev = hv.device();
-  Tensor wv = ln_weight.defined() ? checked(ln_weight, Shape{C}, acc, dev, "layernorm_modulate weight") : Tensor();
-  Tensor bv = ln_bias.defined() ? checked(ln_bias, Shape{C}, acc, dev, "layernorm_modulate bias") : Tensor();
-  DRWKV_ASSERT(mod.value().dtype() == acc && mod.value().device() == dev, "layernorm_modulate: mod %s",
+namespace {
+// layernorm_modulate's checked operands.
+struct LnModArgs {
+  Tensor hv, wv, bv, mv;
+  int64_t B, T, C;
+  DType acc;
+};
+LnModArgs ln_mod_args(const Variable& h, const Variable& ln_weight, const Variable& ln_bias, const Variable& mod,
+                      int shift_chunk, int scale_chunk) {
+  LnModArgs a;
+  a.hv = h.value().contiguous();
+  DRWKV_ASSERT(a.hv.dim() == 3, "layernorm_modulate: h %s is not [B, T, C]", describe(a.hv).c_str());
+  a.B = a.hv.size(0), a.T = a.hv.size(1), a.C = a.hv.size(2);
+  a.acc = acc_dtype(a.hv.dtype());
+  const Device dev = a.hv.device();
+  a.wv = ln_weight.defined() ? checked(ln_weight, Shape{a.C}, a.acc, dev, "layernorm_modulate weight") : Tensor();
+  a.bv = ln_bias.defined() ? checked(ln_bias, Shape{a.C}, a.acc, dev, "layernorm_modulate bias") : Tensor();
+  DRWKV_ASSERT(mod.value().dtype() == a.acc && mod.value().device() == dev, "layernorm_modulate: mod %s",
                describe(mod.value()).c_str());
-  Tensor mv = mod.value().contiguous();
-  check_mod(mv, B, C, {shift_chunk, scale_chunk}, "layernorm_modulate");
-  const int64_t ms = mv.size(1);
-  Tensor y = Tensor::empty(hv.shape(), out_dtype, dev);
-  Tensor mean = Tensor::empty(Shape{B * T}, acc, dev), rstd = Tensor::empty(Shape{B * T}, acc, dev);
-  dispatch_pair(hv.dtype(), out_dtype, [&](auto th, auto ty) {
-    using TH = decltype(th);
-    using TY = decltype(ty);
-    using A = acc_t<TH>;
-    const A* m = ptr<A>(mv);
-    DRWKV_OPS_LAUNCH2(hv, TH, TY, layernorm_modulate_forward, ptr<TY>(y), ptr<A>(mean), ptr<A>(rstd), ptr<TH>(hv),
-                  ptr<A>(wv), ptr<A>(bv), m + shift_chunk * C, m + scale_chunk * C, ms, B, T, C, eps);
-  });
+  a.mv = mod.value().contiguous();
+  check_mod(a.mv, a.B, a.C, {shift_chunk, scale_chunk}, "layernorm_modulate");
+  return a;
+}
+
+// The node of y = layernorm_modulate(h) whose forward values (y, mean, rstd) are computed.
+Variable record_layernorm_modulate(const Variable& h, const Variable& ln_weight, const Variable& ln_bias,
+                                   const Variable& mod, const LnModArgs& a, int shift_chunk, int scale_chunk,
+                                   DType out_dtype, RecomputedPtr h_again, const Tensor& y, const Tensor& mean,
+                                   const Tensor& rstd) {
   return make_result(y, "layernorm_modulate", {h, ln_weight, ln_bias, mod},
-                     [saved = SavedInput(hv, h_again), wv, bv, mv, mean, rstd, shift_chunk, scale_chunk, out_dtype,
-                      acc](BackwardContext& ctx) {
+                     [saved = SavedInput(a.hv, std::move(h_again)), wv = a.wv, bv = a.bv, mv = a.mv, mean, rstd,
+                      shift_chunk, scale_chunk, out_dtype, acc = a.acc](BackwardContext& ctx) {
                        const Tensor hv = saved.get().contiguous();
                        const int64_t B = hv.size(0), T = hv.size(1), C = hv.size(2), ms = mv.size(1);
                        Tensor dy = ctx.grad_output(0).contiguous();
@@ -199,10 +203,10 @@ Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const 
                          using A = acc_t<TH>;
                          A* d = ptr<A>(dm);
                          DRWKV_OPS_LAUNCH2(hv, TH, TY, layernorm_modulate_backward, gh.used ? ptr<TH>(gh.buf) : nullptr,
-                                       ptr<A>(dw), ptr<A>(db), d ? d + shift_chunk * C : nullptr,
-                                       d ? d + scale_chunk * C : nullptr, ptr<TY>(dy), ptr<TH>(hv), ptr<A>(mean),
-                                       ptr<A>(rstd), ptr<A>(wv), ptr<A>(bv), ptr<A>(mv) + scale_chunk * C, ms, B, T,
-                                       C, gh.accumulate, ptr<A>(ws));
+                                           ptr<A>(dw), ptr<A>(db), d ? d + shift_chunk * C : nullptr,
+                                           d ? d + scale_chunk * C : nullptr, ptr<TY>(dy), ptr<TH>(hv), ptr<A>(mean),
+                                           ptr<A>(rstd), ptr<A>(wv), ptr<A>(bv), ptr<A>(mv) + scale_chunk * C, ms, B,
+                                           T, C, gh.accumulate, ptr<A>(ws));
                        });
                        gh.commit();
                        gw.commit();
@@ -211,51 +215,51 @@ Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const 
                      });
 }
 
-namespace {
-// gated_residual and receptance_gated_residual: r undefined for the plain one.
-Variable gated_residual_op(const Variable& h, const Variable& r, const Variable& y, const Variable& mod,
-                           int gate_chunk, const Tensor& sample_scale, RecomputedPtr y_again) {
-  const char* name = r.defined() ? "receptance_gated_residual" : "gated_residual";
-  Tensor hv = h.value().contiguous();
-  DRWKV_ASSERT(hv.dim() == 3, "%s: h %s is not [B, T, C]", name, describe(hv).c_str());
-  const int64_t B = hv.size(0), T = hv.size(1), C = hv.size(2);
-  const DType acc = acc_dtype(hv.dtype());
-  const Device dev = hv.device();
-  DRWKV_ASSERT(y.value().shape() == hv.shape() && y.value().device() == dev, "%s: y %s for h %s", name,
-               describe(y.value()).c_str(), describe(hv).c_str());
-  Tensor yv = y.value().contiguous();
-  Tensor rv;
+// gated_residual's checked operands (r undefined for the plain one).
+struct GatedArgs {
+  const char* name;
+  Tensor hv, yv, rv, mv, ss;
+  int64_t B, T, C;
+  DType acc;
+};
+GatedArgs gated_args(const Variable& h, const Variable& r, const Variable& y, const Variable& mod, int gate_chunk,
+                     const Tensor& sample_scale) {
+  GatedArgs a;
+  a.name = r.defined() ? "receptance_gated_residual" : "gated_residual";
+  a.hv = h.value().contiguous();
+  DRWKV_ASSERT(a.hv.dim() == 3, "%s: h %s is not [B, T, C]", a.name, describe(a.hv).c_str());
+  a.B = a.hv.size(0), a.T = a.hv.size(1), a.C = a.hv.size(2);
+  a.acc = acc_dtype(a.hv.dtype());
+  const Device dev = a.hv.device();
+  DRWKV_ASSERT(y.value().shape() == a.hv.shape() && y.value().device() == dev, "%s: y %s for h %s", a.name,
+               describe(y.value()).c_str(), describe(a.hv).c_str());
+  a.yv = y.value().contiguous();
   if (r.defined()) {
-    rv = r.value().contiguous();
-    DRWKV_ASSERT(rv.shape() == yv.shape() && rv.dtype() == yv.dtype() && rv.device() == dev,
-                 "%s: receptance r %s, expected the shape, dtype and device of y %s", name, describe(rv).c_str(),
-                 describe(yv).c_str());
+    a.rv = r.value().contiguous();
+    DRWKV_ASSERT(a.rv.shape() == a.yv.shape() && a.rv.dtype() == a.yv.dtype() && a.rv.device() == dev,
+                 "%s: receptance r %s, expected the shape, dtype and device of y %s", a.name, describe(a.rv).c_str(),
+                 describe(a.yv).c_str());
   }
-  DRWKV_ASSERT(mod.value().dtype() == acc && mod.value().device() == dev, "%s: mod %s", name,
+  DRWKV_ASSERT(mod.value().dtype() == a.acc && mod.value().device() == dev, "%s: mod %s", a.name,
                describe(mod.value()).c_str());
-  Tensor mv = mod.value().contiguous();
-  check_mod(mv, B, C, {gate_chunk}, name);
-  Tensor ss;
+  a.mv = mod.value().contiguous();
+  check_mod(a.mv, a.B, a.C, {gate_chunk}, a.name);
   if (sample_scale.defined()) {
-    DRWKV_ASSERT(sample_scale.shape() == Shape{B}, "%s: sample_scale %s for batch %lld", name,
-                 describe(sample_scale).c_str(), (long long)B);
-    ss = sample_scale.to(dev, acc).contiguous();
+    DRWKV_ASSERT(sample_scale.shape() == Shape{a.B}, "%s: sample_scale %s for batch %lld", a.name,
+                 describe(sample_scale).c_str(), (long long)a.B);
+    a.ss = sample_scale.to(dev, a.acc).contiguous();
   }
-  const int64_t ms = mv.size(1);
-  Tensor out = Tensor::empty(hv.shape(), hv.dtype(), dev);
-  dispatch_pair(hv.dtype(), yv.dtype(), [&](auto th, auto ty) {
-    using TH = decltype(th);
-    using TY = decltype(ty);
-    using A = acc_t<TH>;
-    DRWKV_OPS_LAUNCH2(hv, TH, TY, gated_residual_forward, ptr<TH>(out), ptr<TH>(hv), ptr<TY>(yv), ptr<TY>(rv),
-                      ptr<A>(mv) + gate_chunk * C, ms, ptr<A>(ss), B, T, C);
-  });
-  // inputs: h, y, mod (, r)
-  std::vector<Variable> inputs{h, y, mod};
+  return a;
+}
+
+// The node of out = gated_residual(h, (r,) y) whose forward value is computed.
+Variable record_gated_residual(const Variable& h, const Variable& r, const Variable& y, const Variable& mod,
+                               const GatedArgs& a, int gate_chunk, RecomputedPtr y_again, const Tensor& out) {
+  std::vector<Variable> inputs{h, y, mod};  // (, r)
   if (r.defined()) inputs.push_back(r);
-  return make_result(out, name, inputs,
-                     [saved = SavedInput(yv, y_again), rv, ys = yv.shape(), yt = yv.dtype(), mv, ss, gate_chunk, acc,
-                      th = hv.dtype()](BackwardContext& ctx) {
+  return make_result(out, a.name, inputs,
+                     [saved = SavedInput(a.yv, std::move(y_again)), rv = a.rv, ys = a.yv.shape(), yt = a.yv.dtype(),
+                      mv = a.mv, ss = a.ss, gate_chunk, acc = a.acc, th = a.hv.dtype()](BackwardContext& ctx) {
                        const int64_t B = ys[0], T = ys[1], C = ys[2], ms = mv.size(1);
                        Tensor g = ctx.grad_output(0).contiguous();
                        GradBuffer gy = grad_buffer(ctx, 1, yt);
@@ -283,7 +287,43 @@ Variable gated_residual_op(const Variable& h, const Variable& r, const Variable&
                        if (ctx.needs(0)) ctx.add(0, g);  // the residual path passes the gradient through
                      });
 }
+
+Variable gated_residual_op(const Variable& h, const Variable& r, const Variable& y, const Variable& mod,
+                           int gate_chunk, const Tensor& sample_scale, RecomputedPtr y_again) {
+  const GatedArgs a = gated_args(h, r, y, mod, gate_chunk, sample_scale);
+  const int64_t B = a.B, T = a.T, C = a.C, ms = a.mv.size(1);
+  Tensor out = Tensor::empty(a.hv.shape(), a.hv.dtype(), a.hv.device());
+  dispatch_pair(a.hv.dtype(), a.yv.dtype(), [&](auto th, auto ty) {
+    using TH = decltype(th);
+    using TY = decltype(ty);
+    using A = acc_t<TH>;
+    DRWKV_OPS_LAUNCH2(a.hv, TH, TY, gated_residual_forward, ptr<TH>(out), ptr<TH>(a.hv), ptr<TY>(a.yv),
+                      ptr<TY>(a.rv), ptr<A>(a.mv) + gate_chunk * C, ms, ptr<A>(a.ss), B, T, C);
+  });
+  return record_gated_residual(h, r, y, mod, a, gate_chunk, std::move(y_again), out);
+}
 }  // namespace
+
+Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const Variable& ln_bias, double eps,
+                            const Variable& mod, int shift_chunk, int scale_chunk, DType out_dtype,
+                            RecomputedPtr h_again) {
+  const LnModArgs a = ln_mod_args(h, ln_weight, ln_bias, mod, shift_chunk, scale_chunk);
+  const int64_t B = a.B, T = a.T, C = a.C, ms = a.mv.size(1);
+  const Device dev = a.hv.device();
+  Tensor y = Tensor::empty(a.hv.shape(), out_dtype, dev);
+  Tensor mean = Tensor::empty(Shape{B * T}, a.acc, dev), rstd = Tensor::empty(Shape{B * T}, a.acc, dev);
+  dispatch_pair(a.hv.dtype(), out_dtype, [&](auto th, auto ty) {
+    using TH = decltype(th);
+    using TY = decltype(ty);
+    using A = acc_t<TH>;
+    const A* m = ptr<A>(a.mv);
+    DRWKV_OPS_LAUNCH2(a.hv, TH, TY, layernorm_modulate_forward, ptr<TY>(y), ptr<A>(mean), ptr<A>(rstd),
+                      ptr<TH>(a.hv), ptr<A>(a.wv), ptr<A>(a.bv), m + shift_chunk * C, m + scale_chunk * C, ms, B, T,
+                      C, eps);
+  });
+  return record_layernorm_modulate(h, ln_weight, ln_bias, mod, a, shift_chunk, scale_chunk, out_dtype,
+                                   std::move(h_again), y, mean, rstd);
+}
 
 Variable gated_residual(const Variable& h, const Variable& y, const Variable& mod, int gate_chunk,
                         const Tensor& sample_scale, RecomputedPtr y_again) {
@@ -296,6 +336,39 @@ Variable receptance_gated_residual(const Variable& h, const Variable& r, const V
   return gated_residual_op(h, r, y, mod, gate_chunk, sample_scale, nullptr);
 }
 
+std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& h, const Variable& y,
+                                                                const Variable& mod, int gate_chunk,
+                                                                const Tensor& sample_scale, const Variable& ln_weight,
+                                                                const Variable& ln_bias, double eps, int shift_chunk,
+                                                                int scale_chunk, DType out_dtype,
+                                                                RecomputedPtr h1_again) {
+  const GatedArgs g = gated_args(h, Variable(), y, mod, gate_chunk, sample_scale);
+  const int64_t B = g.B, T = g.T, C = g.C, ms = g.mv.size(1);
+  const Device dev = g.hv.device();
+  Tensor h1v = Tensor::empty(g.hv.shape(), g.hv.dtype(), dev);
+  Tensor x = Tensor::empty(g.hv.shape(), out_dtype, dev);
+  Tensor mean = Tensor::empty(Shape{B * T}, g.acc, dev), rstd = Tensor::empty(Shape{B * T}, g.acc, dev);
+  // the norm's operands, checked as layernorm_modulate checks them (its h is h1: h's shape and dtype)
+  const LnModArgs l = ln_mod_args(h, ln_weight, ln_bias, mod, shift_chunk, scale_chunk);
+  dispatch_pair(g.hv.dtype(), g.yv.dtype(), [&](auto th, auto ty) {
+    using TH = decltype(th);
+    using TY = decltype(ty);
+    using A = acc_t<TH>;
+    DRWKV_ASSERT(dtype_v<TY> == out_dtype, "gated_residual_layernorm_modulate: y %s, norm output %s",
+                 describe(g.yv).c_str(), dname(out_dtype).c_str());
+    const A* m = ptr<A>(g.mv);
+    DRWKV_OPS_LAUNCH2(g.hv, TH, TY, gated_residual_layernorm_modulate_forward, ptr<TH>(h1v), ptr<TY>(x),
+                      ptr<A>(mean), ptr<A>(rstd), ptr<TH>(g.hv), ptr<TY>(g.yv), m + gate_chunk * C, ptr<A>(g.ss),
+                      ptr<A>(l.wv), ptr<A>(l.bv), m + shift_chunk * C, m + scale_chunk * C, ms, B, T, C, eps);
+  });
+  Variable h1 = record_gated_residual(h, Variable(), y, mod, g, gate_chunk, nullptr, h1v);
+  LnModArgs on_h1 = l;
+  on_h1.hv = h1v;
+  Variable xv = record_layernorm_modulate(h1, ln_weight, ln_bias, mod, on_h1, shift_chunk, scale_chunk, out_dtype,
+                                          std::move(h1_again), x, mean, rstd);
+  return {h1, xv};
+}
+
 // ---- sigmoid gate --------------------------------------------------------------------------------------
 Variable sigmoid_mul(const Variable& r, const Variable& z) {
   Tensor rv = r.value().contiguous(), zv = z.value().contiguous();
@@ -306,13 +379,14 @@ Variable sigmoid_mul(const Variable& r, const Variable& z) {
     using T = decltype(tag);
     DRWKV_LAUNCH(rv, T, sigmoid_mul_forward, ptr<T>(out), ptr<T>(rv), ptr<T>(zv), rv.numel());
   });
-  return make_result(out, "sigmoid_mul", {r, z}, [rv, zv](BackwardContext& ctx) {
+  // backward from r and the output (which the consumer's GEMM keeps anyway), not z (kernels/gate.h)
+  return make_result(out, "sigmoid_mul", {r, z}, [rv, out](BackwardContext& ctx) {
     Tensor g = ctx.grad_output(0).contiguous();
     Tensor dr = ctx.needs(0) ? Tensor::empty(rv.shape(), rv.dtype(), rv.device()) : Tensor();
-    Tensor dz = ctx.needs(1) ? Tensor::empty(zv.shape(), zv.dtype(), zv.device()) : Tensor();
+    Tensor dz = ctx.needs(1) ? Tensor::empty(rv.shape(), rv.dtype(), rv.device()) : Tensor();
     dispatch_float(rv.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      DRWKV_LAUNCH(rv, T, sigmoid_mul_backward, ptr<T>(dr), ptr<T>(dz), ptr<T>(g), ptr<T>(rv), ptr<T>(zv), rv.numel());
+      DRWKV_LAUNCH(rv, T, sigmoid_mul_backward, ptr<T>(dr), ptr<T>(dz), ptr<T>(g), ptr<T>(rv), ptr<T>(out), rv.numel());
     });
     if (dr.defined()) ctx.add(0, dr);
     if (dz.defined()) ctx.add(1, dz);

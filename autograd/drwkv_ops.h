@@ -9,6 +9,7 @@
 // branch dtype (bf16 on the GPU, f32 on the CPU); mod, μ and norm parameters are acc_t.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "autograd/recompute.h"
@@ -33,6 +34,17 @@ Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const 
 // factor (0 or 1/(1 − p) per sample), folded into the gate.
 Variable gated_residual(const Variable& h, const Variable& y, const Variable& mod, int gate_chunk,
                         const Tensor& sample_scale = Tensor(), RecomputedPtr y_again = nullptr);
+
+// {h1, x}: h1 = gated_residual(h, y, mod, gate_chunk, sample_scale) and x = layernorm_modulate(h1,
+// ln_weight, ln_bias, eps, mod, shift_chunk, scale_chunk, out_dtype, h1_again) with both values from one
+// kernel that reads h and y once and never reads h1 back (the spatial residual update and the channel
+// mix's norm); the nodes, and so the gradients, are those of the two ops. y must be of out_dtype.
+std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& h, const Variable& y,
+                                                                const Variable& mod, int gate_chunk,
+                                                                const Tensor& sample_scale, const Variable& ln_weight,
+                                                                const Variable& ln_bias, double eps, int shift_chunk,
+                                                                int scale_chunk, DType out_dtype,
+                                                                RecomputedPtr h1_again = nullptr);
 
 // h + s_b · mod[gate_chunk] ⊙ σ(r) ⊙ y: the channel mix's receptance gate (MODEL.md §1.9) fused into its
 // gated residual (r like y: branch dtype, same shape). Equal to gated_residual(h, sigmoid_mul(r, y), …)

@@ -132,6 +132,15 @@ int main(int argc, char** argv) {
                                                                         m + 2 * C, 6 * C, p<float>(scale), B, T, C, s);
                     }),
                     N4 + N2 + N4});
+    // gated residual + the next LayerNorm-modulate in one pass: h, y read; h1, x written
+    Tensor xn = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu);
+    rows.push_back({"gated_residual+layernorm_modulate", C, "forward", time([&] {
+                      kernels::gated_residual_layernorm_modulate_forward_cuda<float, bf16>(
+                          p<float>(out), p<bf16>(xn), p<float>(mean), p<float>(rstd), p<float>(h), p<bf16>(y),
+                          m + 2 * C, p<float>(scale), p<float>(w), p<float>(bias), m + 3 * C, m + 4 * C, 6 * C, B, T,
+                          C, 1e-5, s);
+                    }),
+                    N4 + N2 + N4 + N2});
     rows.push_back({"gated_residual", C, "backward", time([&] {
                       kernels::gated_residual_backward_cuda<float, bf16>(
                           p<bf16>(dyg), nullptr, p<float>(dmod) + 2 * C, p<float>(dout), p<bf16>(y), nullptr, m + 2 * C,
@@ -159,7 +168,7 @@ int main(int argc, char** argv) {
                     3 * N2});
     rows.push_back({"sigmoid_mul", C, "backward", time([&] {
                       kernels::sigmoid_mul_backward_cuda<bf16>(p<bf16>(dr), p<bf16>(dz), p<bf16>(dy), p<bf16>(r),
-                                                               p<bf16>(z), n, s);
+                                                               p<bf16>(gz), n, s);
                     }),
                     5 * N2});
     // ---- linear decoder: P = 2, Cout = 8 on the 16×16 grid; P = 4 on the 8×8 grid of the same latents ----

@@ -55,11 +55,22 @@ __device__ __forceinline__ void load_param(const float* p, int64_t c0, int64_t C
 }
 
 // ---- layernorm_modulate ------------------------------------------------------------------------------
-template <typename TH, typename TY, int VW, bool VEC>
+// The gated-residual prologue of gated_residual_layernorm_modulate: the row is h + s_b·gate_b ⊙ gy,
+// written to h1 before it is normalised.
+template <typename TH, typename TY> struct GatedInput {
+  TH* h1 = nullptr;
+  const TY* y = nullptr;
+  const float* gate = nullptr;
+  const float* sample_scale = nullptr;
+};
+
+// G: with the gated-residual prologue (`gi`).
+template <typename TH, typename TY, int VW, bool VEC, bool G = false>
 __global__ void __launch_bounds__(1024) ln_modulate_forward_kernel(
     TY* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, const TH* __restrict__ h,
     const float* __restrict__ weight, const float* __restrict__ bias, const float* __restrict__ shift,
-    const float* __restrict__ scale, int64_t mod_stride, int64_t tokens, int64_t C, float eps) {
+    const float* __restrict__ scale, int64_t mod_stride, int64_t tokens, int64_t C, float eps,
+    GatedInput<TH, TY> gi = {}) {
   __shared__ float red[2][32];  // two alternating buffers, one value per warp
   const int64_t b = blockIdx.y, t0 = int64_t(blockIdx.x) * kTPB;
   const int64_t nrows = tokens - t0 < kTPB ? tokens - t0 : kTPB;
@@ -79,6 +90,15 @@ __global__ void __launch_bounds__(1024) ln_modulate_forward_kernel(
       o[j] = bi[j] * (1.f + sc[j]) + sh[j];
     }
   }
+  float gv[G ? VW : 1];  // s_b · gate_b, as gated_forward_kernel forms it
+  if constexpr (G) {
+    const float sb = gi.sample_scale ? gi.sample_scale[b] : 1.f;
+    if (active) {
+      load_chunk<VW, VEC>(gi.gate + b * mod_stride, c0, C, gv);
+#pragma unroll
+      for (int j = 0; j < VW; ++j) gv[j] *= sb;
+    }
+  }
   const float inv_c = 1.f / float(C);
   for (int64_t base = 0; base < nrows; base += blockDim.y) {  // same trip count in every thread
     const int64_t i = base + threadIdx.y;
@@ -87,6 +107,13 @@ __global__ void __launch_bounds__(1024) ln_modulate_forward_kernel(
     float hv[VW];
     if (valid && active) {
       load_chunk<VW, VEC>(h + row * C, c0, C, hv);
+      if constexpr (G) {
+        float yv[VW];
+        load_chunk<VW, VEC>(gi.y + row * C, c0, C, yv);
+#pragma unroll
+        for (int j = 0; j < VW; ++j) hv[j] += gv[j] * yv[j];  // the gated residual's expression (one FMA)
+        store_chunk<VW, VEC>(gi.h1 + row * C, c0, C, hv);
+      }
     } else {
 #pragma unroll
       for (int j = 0; j < VW; ++j) hv[j] = 0.f;
@@ -446,6 +473,30 @@ void layernorm_modulate_forward_cuda(TY* y, acc_t<TH>* mean, acc_t<TH>* rstd, co
 }
 
 template <typename TH, typename TY>
+void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
+                                                    const TY* y, const acc_t<TH>* gate,
+                                                    const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
+                                                    const acc_t<TH>* bias, const acc_t<TH>* shift,
+                                                    const acc_t<TH>* scale, int64_t mod_stride, int64_t batch,
+                                                    int64_t tokens, int64_t C, double eps, StreamHandle s) {
+  check_args(batch, tokens, C, mod_stride);
+  DRWKV_ASSERT(static_cast<const void*>(h1) != static_cast<const void*>(h),
+               "gated_residual_layernorm_modulate_forward_cuda: h1 aliases h");
+  if (batch * tokens == 0) return;
+  const bool vec = ln_vec(C, mod_stride, {x, h, h1, y, gate, weight, bias, shift, scale});
+  const GatedInput<TH, TY> gi{h1, y, gate, sample_scale};
+  ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
+    constexpr int VW = decltype(vw)::value;
+    constexpr bool VEC = decltype(v)::value;
+    RowBlock rb = row_block(C, VW, 1024, true, int(kTPB));
+    dim3 grid{unsigned(token_blocks(tokens)), unsigned(batch)};
+    ln_modulate_forward_kernel<TH, TY, VW, VEC, true><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(
+        x, mean, rstd, h, weight, bias, shift, scale, mod_stride, tokens, C, float(eps), gi);
+    CUDA_CHECK_LAUNCH();
+  });
+}
+
+template <typename TH, typename TY>
 void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
                                       acc_t<TH>* dscale, const TY* dy, const TH* h, const acc_t<TH>* mean,
                                       const acc_t<TH>* rstd, const acc_t<TH>* weight, const acc_t<TH>* bias,
@@ -533,6 +584,10 @@ void gated_residual_backward_cuda(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* do
       TH*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const acc_t<TH>*,                 \
       const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t,  \
       bool, acc_t<TH>*, StreamHandle);                                                                             \
+  template void gated_residual_layernorm_modulate_forward_cuda<TH, TY>(                                           \
+      TH*, TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const TY*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, \
+      const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, double,             \
+      StreamHandle);                                                                                               \
   template void gated_residual_forward_cuda<TH, TY>(TH*, const TH*, const TY*, const TY*, const acc_t<TH>*,      \
                                                     int64_t, const acc_t<TH>*, int64_t, int64_t, int64_t,          \
                                                     StreamHandle);                                                 \

@@ -151,6 +151,18 @@ void gated_residual_backward_cpu(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* dou
   }
 }
 
+// The two CPU kernels in sequence (the oracle of the fused CUDA kernel).
+template <typename TH, typename TY>
+void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
+                                                   const TY* y, const acc_t<TH>* gate, const acc_t<TH>* sample_scale,
+                                                   const acc_t<TH>* weight, const acc_t<TH>* bias,
+                                                   const acc_t<TH>* shift, const acc_t<TH>* scale, int64_t mod_stride,
+                                                   int64_t batch, int64_t tokens, int64_t C, double eps) {
+  gated_residual_forward_cpu<TH, TY>(h1, h, y, nullptr, gate, mod_stride, sample_scale, batch, tokens, C);
+  layernorm_modulate_forward_cpu<TH, TY>(x, mean, rstd, h1, weight, bias, shift, scale, mod_stride, batch, tokens, C,
+                                         eps);
+}
+
 #define INSTANTIATE(TH, TY)                                                                                        \
   template void layernorm_modulate_forward_cpu<TH, TY>(TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const acc_t<TH>*,   \
                                                        const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*,       \
@@ -161,6 +173,9 @@ void gated_residual_backward_cpu(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* dou
                                                         int64_t, int64_t, int64_t, int64_t, bool, acc_t<TH>*);     \
   template void gated_residual_forward_cpu<TH, TY>(TH*, const TH*, const TY*, const TY*, const acc_t<TH>*,       \
                                                    int64_t, const acc_t<TH>*, int64_t, int64_t, int64_t);          \
+  template void gated_residual_layernorm_modulate_forward_cpu<TH, TY>(                                            \
+      TH*, TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const TY*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, \
+      const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, double);            \
   template void gated_residual_backward_cpu<TH, TY>(TY*, TY*, acc_t<TH>*, const TH*, const TY*, const TY*,         \
                                                     const acc_t<TH>*, int64_t, const acc_t<TH>*, int64_t, int64_t, \
                                                     int64_t, bool, acc_t<TH>*);

@@ -13,11 +13,11 @@ void sigmoid_mul_forward_cpu(T* out, const T* r, const T* z, int64_t n) {
 }
 
 template <typename T>
-void sigmoid_mul_backward_cpu(T* dr, T* dz, const T* dout, const T* r, const T* z, int64_t n) {
+void sigmoid_mul_backward_cpu(T* dr, T* dz, const T* dout, const T* r, const T* out, int64_t n) {
   using A = acc_t<T>;
   for (int64_t i = 0; i < n; ++i) {
     const A s = sigmoid_(load_as<A>(r[i])), g = load_as<A>(dout[i]);
-    if (dr) dr[i] = store_as<T>(g * load_as<A>(z[i]) * s * (A(1) - s));
+    if (dr) dr[i] = store_as<T>(g * load_as<A>(out[i]) * (A(1) - s));
     if (dz) dz[i] = store_as<T>(g * s);
   }
 }

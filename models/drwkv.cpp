@@ -183,14 +183,15 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   }
   if (b.ln0_w >= 0) h = layer_norm(h, p(b.ln0_w), p(b.ln0_b), 1e-5);
   // Memory: the GEMM inputs that are cheap functions of tensors kept anyway (token-shift mixes of the
-  // LN output, the σ(r)·z gate of r and z) are recomputed for the weight gradients instead of being
-  // stored (linear_recompute). The channel mix's gate σ(r')·(W_2 k) exists only inside its gated
-  // residual (receptance_gated_residual): never stored, never recomputed. The squared-ReLU activation is
-  // kept instead of its pre-activation: its derivative 2·√y needs only the activation, which the next
-  // GEMM keeps for its weight gradient.
+  // LN output) are recomputed for the weight gradients instead of being stored (linear_recompute). The
+  // spatial gate σ(r)·z is kept for W_o instead of z, whose only other reader was the gate's own
+  // backward (which needs r and σ(r)·z only, kernels/gate.h). The channel mix's gate σ(r')·(W_2 k)
+  // exists only inside its gated residual (receptance_gated_residual): never stored, never recomputed.
+  // The squared-ReLU activation is kept instead of its pre-activation: its derivative 2·√y needs only
+  // the activation, which the next GEMM keeps for its weight gradient.
   // With `recompute` (set_recompute_elementwise) the elementwise results that backward needs are not
   // kept either but recomputed from the block input and the GEMM outputs (autograd/recompute.h): the
-  // LayerNorm-modulate outputs x1, x2 and the spatial residual h1. The Bi-WKV output is kept:
+  // LayerNorm-modulate outputs x1, x2 and the spatial residual h1. The gated Bi-WKV output is kept:
   // recomputing it costs about what checkpointing whole blocks does per byte saved (H/2: 2.9 ms for
   // 1.2 GiB), so model.checkpoint_blocks is the knob beyond this one.
   // Numbers: the consumers of each recomputed value (its backward closures and other recomputations).
@@ -218,11 +219,8 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   kvr.clear();
   Variable z = bi_wkv(p(b.decay), p(b.first), k, v, config_.bi_wkv);
   if (b.att_ln_w >= 0) z = layer_norm(z, p(b.att_ln_w), p(b.att_ln_b), 1e-5);
-  Variable att = linear_recompute(sigmoid_mul(r, z), p(b.w_o), [rv = r.value(), zv = z.value()] {
-    NoGradGuard ng;
-    return sigmoid_mul(Variable(rv), Variable(zv)).value();
-  });
-  Variable h1 = gated_residual(h, att, mod, 2, drop1);
+  // σ(r) ⊙ z is kept (W_o's weight gradient and the gate's backward both read it); z is not
+  Variable att = linear(sigmoid_mul(r, z), p(b.w_o));
   RecomputedPtr h1_again;
   if (recompute)
     h1_again = recomputed(
@@ -230,8 +228,9 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
           return gated_residual(Variable(hv), Variable(av), Variable(modv), 2, drop1).value();
         },
         2);  // LayerNorm-modulate's backward and x2
-  // channel mix (MODEL.md §1.9)
-  Variable x2 = layernorm_modulate(h1, p(b.ln2_w), p(b.ln2_b), 1e-5, mod, 3, 4, branch, h1_again);
+  // the spatial residual and the channel mix's norm (MODEL.md §1.9) from one kernel
+  auto [h1, x2] = gated_residual_layernorm_modulate(h, att, mod, 2, drop1, p(b.ln2_w), p(b.ln2_b), 1e-5, 3, 4, branch,
+                                                    h1_again);
   RecomputedPtr x2_again = recompute ? ln_mod_again(h1_again, Tensor(), p(b.ln2_w), p(b.ln2_b), 3, 4) : nullptr;
   std::vector<Variable> ffn_mus = {p(b.cmu_k), p(b.cmu_r)};
   std::vector<Variable> kr = qshift_mix(x2, ffn_mus, G, G, x2_again);

@@ -29,8 +29,7 @@ Variable block(const std::vector<Variable>& v, int gh, int gw, DType branch, con
   Variable x = layernorm_modulate(v[0], v[1], v[2], 1e-5, v[3], 0, 1, branch);
   std::vector<Variable> xs = qshift_mix(x, {v[4], v[5]}, gh, gw);
   Variable z = sigmoid_mul(xs[1], xs[0]);
-  Variable h1 = gated_residual(v[0], z, v[3], 2, scale);
-  Variable x2 = layernorm_modulate(h1, Variable(), Variable(), 1e-5, v[3], 3, 4, branch);
+  auto [h1, x2] = gated_residual_layernorm_modulate(v[0], z, v[3], 2, scale, Variable(), Variable(), 1e-5, 3, 4, branch);
   return receptance_gated_residual(h1, xs[0], x2, v[3], 5);
 }
 

@@ -143,6 +143,58 @@ void check_gated_residual(const Case& k, bool receptance, uint64_t seed) {
   }
 }
 
+// The fused gated residual + LayerNorm-modulate forward: bitwise the two kernels on the GPU (so either
+// op's backward applies), and the f64 CPU composition within the f32 / branch tolerances.
+template <typename TY>
+void check_gated_layernorm_modulate(const Case& k, uint64_t seed) {
+  const DType ty = dtype_v<TY>;
+  const int64_t B = k.B, T = k.T, C = k.C, ms = 6 * C + k.stride_pad;
+  const std::string what = "gated+LN B " + std::to_string(B) + " T " + std::to_string(T) + " C " + std::to_string(C) +
+                           (k.affine ? " affine" : "") + " pad " + std::to_string(k.stride_pad) + " " +
+                           std::string(dtype_name(ty));
+  Tensor h = random_uniform_via_f32(Shape{B, T, C}, DType::F32, kGpu, seed, -2, 3);
+  Tensor y = random_uniform_via_f32(Shape{B, T, C}, ty, kGpu, seed + 1);
+  Tensor w = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 2, 0.5, 1.5);
+  Tensor bias = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 3);
+  Tensor mod = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 4);
+  std::vector<float> sv;
+  for (int64_t b = 0; b < B; ++b) sv.push_back(b % 3 == 1 ? 0.f : 1.f / 0.9f);
+  Tensor ss = Tensor::from_vector(sv, Shape{B}, kGpu);
+  const float* wg = k.affine ? p<float>(w) : nullptr;
+  const float* bg = k.affine ? p<float>(bias) : nullptr;
+  const float* m = p<float>(mod);
+  auto stats = [&] { return testing::poisoned(Shape{B * T}, DType::F32, kGpu); };
+  // the two kernels
+  Tensor h1 = testing::poisoned(Shape{B, T, C}, DType::F32, kGpu), x = testing::poisoned(Shape{B, T, C}, ty, kGpu);
+  Tensor mean = stats(), rstd = stats();
+  gated_residual_forward_cuda<float, TY>(p<float>(h1), p<float>(h), p<TY>(y), nullptr, m + 2 * C, ms, p<float>(ss), B,
+                                         T, C, stream());
+  layernorm_modulate_forward_cuda<float, TY>(p<TY>(x), p<float>(mean), p<float>(rstd), p<float>(h1), wg, bg, m + 3 * C,
+                                             m + 4 * C, ms, B, T, C, 1e-5, stream());
+  // fused
+  Tensor fh1 = testing::poisoned(Shape{B, T, C}, DType::F32, kGpu), fx = testing::poisoned(Shape{B, T, C}, ty, kGpu);
+  Tensor fmean = stats(), frstd = stats();
+  gated_residual_layernorm_modulate_forward_cuda<float, TY>(p<float>(fh1), p<TY>(fx), p<float>(fmean), p<float>(frstd),
+                                                            p<float>(h), p<TY>(y), m + 2 * C, p<float>(ss), wg, bg,
+                                                            m + 3 * C, m + 4 * C, ms, B, T, C, 1e-5, stream());
+  const testing::Tolerance exact{0, 0};
+  EXPECT_TENSORS_CLOSE(fh1, h1, exact, what + " h1 (bitwise)", seed);
+  EXPECT_TENSORS_CLOSE(fx, x, exact, what + " x (bitwise)", seed);
+  EXPECT_TENSORS_CLOSE(fmean, mean, exact, what + " mean (bitwise)", seed);
+  EXPECT_TENSORS_CLOSE(frstd, rstd, exact, what + " rstd (bitwise)", seed);
+  // against the CPU in f64
+  Tensor h64 = to_f64(h), y64 = to_f64(y), w64 = to_f64(w), b64 = to_f64(bias), mod64 = to_f64(mod), ss64 = to_f64(ss);
+  Tensor h164 = Tensor::empty(Shape{B, T, C}, DType::F64), x64 = Tensor::empty(Shape{B, T, C}, DType::F64);
+  Tensor mean64 = Tensor::empty(Shape{B * T}, DType::F64), rstd64 = Tensor::empty(Shape{B * T}, DType::F64);
+  const double* m64 = p<double>(mod64);
+  gated_residual_layernorm_modulate_forward_cpu<double, double>(
+      p<double>(h164), p<double>(x64), p<double>(mean64), p<double>(rstd64), p<double>(h64), p<double>(y64), m64 + 2 * C,
+      p<double>(ss64), k.affine ? p<double>(w64) : nullptr, k.affine ? p<double>(b64) : nullptr, m64 + 3 * C,
+      m64 + 4 * C, ms, B, T, C, 1e-5);
+  EXPECT_TENSORS_CLOSE(fh1, h164, testing::tolerance_for(DType::F32), what + " h1", seed);
+  EXPECT_TENSORS_CLOSE(fx, x64, testing::tolerance_for(ty), what + " x", seed);
+}
+
 const std::vector<Case>& cases() {
   static const std::vector<Case> c{
       {2, 3, 64, true, false, 0},  {1, 1, 8, false, true, 0},   {2, 70, 40, true, true, 0},  {3, 5, 12, false, false, 0},
@@ -168,6 +220,15 @@ TEST(AdaLNGpu, GatedResidualMatchesCpu) {
       check_gated_residual<float>(k, receptance, seed += 10);
       check_gated_residual<bf16>(k, receptance, seed += 10);
     }
+  }
+}
+
+TEST(AdaLNGpu, GatedLayerNormModulateMatchesTheTwoKernels) {
+  DRWKV_REQUIRE_GPU();
+  uint64_t seed = 900;
+  for (const Case& k : cases()) {
+    check_gated_layernorm_modulate<float>(k, seed += 10);
+    check_gated_layernorm_modulate<bf16>(k, seed += 10);
   }
 }
 

@@ -1,5 +1,6 @@
-// Sigmoid gate CUDA kernels against the CPU reference (f64, same rounded inputs), f32 and bf16, odd sizes
-// and unaligned views (the scalar kernel), outputs poisoned first; either gradient alone.
+// Sigmoid gate CUDA kernels against the CPU reference (f64, same rounded inputs; the backward from the
+// GPU forward's output), f32 and bf16, odd sizes and unaligned views (the scalar kernel), outputs
+// poisoned first; either gradient alone.
 #include <gtest/gtest.h>
 
 #include "core/stream.h"
@@ -24,11 +25,13 @@ void check(int64_t n, int64_t offset, uint64_t seed) {
   Tensor o64 = Tensor::empty(Shape{n}, DType::F64), dr64 = Tensor::empty(Shape{n}, DType::F64),
          dz64 = Tensor::empty(Shape{n}, DType::F64);
   sigmoid_mul_forward_cpu<double>(p<double>(o64), p<double>(r64), p<double>(z64), n);
-  sigmoid_mul_backward_cpu<double>(p<double>(dr64), p<double>(dz64), p<double>(g64), p<double>(r64), p<double>(z64), n);
   Tensor o = view(testing::poisoned(Shape{n + offset}, dt, kGpu)), dr = view(testing::poisoned(Shape{n + offset}, dt, kGpu)),
          dz = view(testing::poisoned(Shape{n + offset}, dt, kGpu));
   sigmoid_mul_forward_cuda<T>(p<T>(o), p<T>(r), p<T>(z), n, stream());
-  sigmoid_mul_backward_cuda<T>(p<T>(dr), p<T>(dz), p<T>(g), p<T>(r), p<T>(z), n, stream());
+  // the backward reads the forward's output: both sides from the GPU's (rounded) output
+  Tensor ogpu64 = o.to(Device::cpu(), DType::F64);
+  sigmoid_mul_backward_cpu<double>(p<double>(dr64), p<double>(dz64), p<double>(g64), p<double>(r64), p<double>(ogpu64), n);
+  sigmoid_mul_backward_cuda<T>(p<T>(dr), p<T>(dz), p<T>(g), p<T>(r), p<T>(o), n, stream());
   const std::string what = "n " + std::to_string(n) + " offset " + std::to_string(offset) + " " + std::string(dtype_name(dt));
   const testing::Tolerance tol = testing::tolerance_for(dt);
   EXPECT_TENSORS_CLOSE(o, o64, tol, what + " out", seed);
@@ -36,9 +39,9 @@ void check(int64_t n, int64_t offset, uint64_t seed) {
   EXPECT_TENSORS_CLOSE(dz, dz64, tol, what + " dz", seed);
   // one gradient at a time: the other output is left alone
   Tensor only = view(testing::poisoned(Shape{n + offset}, dt, kGpu));
-  sigmoid_mul_backward_cuda<T>(nullptr, p<T>(only), p<T>(g), p<T>(r), p<T>(z), n, stream());
+  sigmoid_mul_backward_cuda<T>(nullptr, p<T>(only), p<T>(g), p<T>(r), p<T>(o), n, stream());
   EXPECT_TENSORS_CLOSE(only, dz64, tol, what + " dz alone", seed);
-  sigmoid_mul_backward_cuda<T>(p<T>(only), nullptr, p<T>(g), p<T>(r), p<T>(z), n, stream());
+  sigmoid_mul_backward_cuda<T>(p<T>(only), nullptr, p<T>(g), p<T>(r), p<T>(o), n, stream());
   EXPECT_TENSORS_CLOSE(only, dr64, tol, what + " dr alone", seed);
 }
 
