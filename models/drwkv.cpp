@@ -191,24 +191,21 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   // the activation, which the next GEMM keeps for its weight gradient.
   // With `recompute` (set_recompute_elementwise) the elementwise results that backward needs are not
   // kept either but recomputed from the block input and the GEMM outputs (autograd/recompute.h): the
-  // LayerNorm-modulate outputs x1, x2 and the spatial residual h1. The gated Bi-WKV output is kept:
-  // recomputing it costs about what checkpointing whole blocks does per byte saved (H/2: 2.9 ms for
-  // 1.2 GiB), so model.checkpoint_blocks is the knob beyond this one.
+  // LayerNorm-modulate outputs x1, x2 and the spatial residual h1. σ(r)·z is kept: recomputing it needs
+  // a Bi-WKV forward, which costs about what checkpointing whole blocks does per byte saved (H/2: 2.9 ms
+  // for 1.2 GiB), so model.checkpoint_blocks is the knob beyond this one.
   // Numbers: the consumers of each recomputed value (its backward closures and other recomputations).
   const Tensor modv = mod.value();
-  auto ln_mod_again = [branch, modv](RecomputedPtr in, const Tensor& hv, const Variable& w, const Variable& bias,
-                                     int shift, int scale) {
-    return recomputed(
-        [in, hv, wv = w.value(), bv = bias.value(), branch, modv, shift, scale] {
-          return layernorm_modulate(Variable(in ? in->get() : hv), Variable(wv), Variable(bv), 1e-5, Variable(modv),
-                                    shift, scale, branch)
+  // spatial mix (MODEL.md §1.8)
+  Variable x1 = layernorm_modulate(h, p(b.ln1_w), p(b.ln1_b), 1e-5, mod, 0, 1, branch);
+  RecomputedPtr x1_again;
+  if (recompute)
+    x1_again = recomputed(
+        [hv = h.value(), wv = p(b.ln1_w).value(), bv = p(b.ln1_b).value(), branch, modv] {
+          return layernorm_modulate(Variable(hv), Variable(wv), Variable(bv), 1e-5, Variable(modv), 0, 1, branch)
               .value();
         },
         2);  // the q-shift's backward and the mixes
-  };
-  // spatial mix (MODEL.md §1.8)
-  Variable x1 = layernorm_modulate(h, p(b.ln1_w), p(b.ln1_b), 1e-5, mod, 0, 1, branch);
-  RecomputedPtr x1_again = recompute ? ln_mod_again(nullptr, h.value(), p(b.ln1_w), p(b.ln1_b), 0, 1) : nullptr;
   std::vector<Variable> att_mus = {p(b.mu_k), p(b.mu_v), p(b.mu_r)};
   std::vector<Variable> kvr = qshift_mix(x1, att_mus, G, G, x1_again);
   auto mixes = recompute_mixes(x1, att_mus, G, 3, x1_again);
@@ -221,17 +218,22 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   if (b.att_ln_w >= 0) z = layer_norm(z, p(b.att_ln_w), p(b.att_ln_b), 1e-5);
   // σ(r) ⊙ z is kept (W_o's weight gradient and the gate's backward both read it); z is not
   Variable att = linear(sigmoid_mul(r, z), p(b.w_o));
-  RecomputedPtr h1_again;
-  if (recompute)
-    h1_again = recomputed(
-        [hv = h.value(), av = att.value(), modv, drop1] {
-          return gated_residual(Variable(hv), Variable(av), Variable(modv), 2, drop1).value();
+  // the spatial residual and the channel mix's norm (MODEL.md §1.9) from one kernel, in the forward and
+  // in their recomputation
+  RecomputedPtr h1_again, x2_again;
+  if (recompute) {
+    auto both = std::make_shared<Recomputed>(
+        [hv = h.value(), av = att.value(), modv, drop1, wv = p(b.ln2_w).value(), bv = p(b.ln2_b).value(), branch] {
+          auto [h1v, x2v] = gated_residual_layernorm_modulate(Variable(hv), Variable(av), Variable(modv), 2, drop1,
+                                                              Variable(wv), Variable(bv), 1e-5, 3, 4, branch);
+          return std::vector<Tensor>{h1v.value(), x2v.value()};
         },
-        2);  // LayerNorm-modulate's backward and x2
-  // the spatial residual and the channel mix's norm (MODEL.md §1.9) from one kernel
+        2);  // the two below, once each
+    h1_again = recomputed([both] { return both->get(0); }, 1);  // LayerNorm-modulate's backward
+    x2_again = recomputed([both] { return both->get(1); }, 2);  // the q-shift's backward and the mixes
+  }
   auto [h1, x2] = gated_residual_layernorm_modulate(h, att, mod, 2, drop1, p(b.ln2_w), p(b.ln2_b), 1e-5, 3, 4, branch,
                                                     h1_again);
-  RecomputedPtr x2_again = recompute ? ln_mod_again(h1_again, Tensor(), p(b.ln2_w), p(b.ln2_b), 3, 4) : nullptr;
   std::vector<Variable> ffn_mus = {p(b.cmu_k), p(b.cmu_r)};
   std::vector<Variable> kr = qshift_mix(x2, ffn_mus, G, G, x2_again);
   auto fmixes = recompute_mixes(x2, ffn_mus, G, 2, x2_again);
