@@ -350,12 +350,12 @@ std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& 
   Tensor mean = Tensor::empty(Shape{B * T}, g.acc, dev), rstd = Tensor::empty(Shape{B * T}, g.acc, dev);
   // the norm's operands, checked as layernorm_modulate checks them (its h is h1: h's shape and dtype)
   const LnModArgs l = ln_mod_args(h, ln_weight, ln_bias, mod, shift_chunk, scale_chunk);
+  DRWKV_ASSERT(g.yv.dtype() == out_dtype, "gated_residual_layernorm_modulate: y %s, expected the norm output's %s",
+               describe(g.yv).c_str(), dname(out_dtype).c_str());
   dispatch_pair(g.hv.dtype(), g.yv.dtype(), [&](auto th, auto ty) {
     using TH = decltype(th);
     using TY = decltype(ty);
     using A = acc_t<TH>;
-    DRWKV_ASSERT(dtype_v<TY> == out_dtype, "gated_residual_layernorm_modulate: y %s, norm output %s",
-                 describe(g.yv).c_str(), dname(out_dtype).c_str());
     const A* m = ptr<A>(g.mv);
     DRWKV_OPS_LAUNCH2(g.hv, TH, TY, gated_residual_layernorm_modulate_forward, ptr<TH>(h1v), ptr<TY>(x),
                       ptr<A>(mean), ptr<A>(rstd), ptr<TH>(g.hv), ptr<TY>(g.yv), m + gate_chunk * C, ptr<A>(g.ss),

@@ -451,6 +451,23 @@ void gated_dispatch(bool vec, bool receptance, F&& f) {
   else
     with_r(std::integral_constant<int, 1>{});
 }
+
+// The LayerNorm-modulate forward kernel, with the gated-residual prologue when G.
+template <bool G, typename TH, typename TY>
+void launch_ln_modulate_forward(bool vec, TY* y, float* mean, float* rstd, const TH* h, const float* weight,
+                                const float* bias, const float* shift, const float* scale, int64_t mod_stride,
+                                int64_t batch, int64_t tokens, int64_t C, double eps, const GatedInput<TH, TY>& gi,
+                                StreamHandle s) {
+  ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
+    constexpr int VW = decltype(vw)::value;
+    constexpr bool VEC = decltype(v)::value;
+    RowBlock rb = row_block(C, VW, 1024, true, int(kTPB));
+    dim3 grid{unsigned(token_blocks(tokens)), unsigned(batch)};
+    ln_modulate_forward_kernel<TH, TY, VW, VEC, G><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(
+        y, mean, rstd, h, weight, bias, shift, scale, mod_stride, tokens, C, float(eps), gi);
+    CUDA_CHECK_LAUNCH();
+  });
+}
 }  // namespace
 
 template <typename TH, typename TY>
@@ -461,15 +478,8 @@ void layernorm_modulate_forward_cuda(TY* y, acc_t<TH>* mean, acc_t<TH>* rstd, co
   check_args(batch, tokens, C, mod_stride);
   if (batch * tokens == 0) return;
   const bool vec = ln_vec(C, mod_stride, {y, h, weight, bias, shift, scale});
-  ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
-    constexpr int VW = decltype(vw)::value;
-    constexpr bool VEC = decltype(v)::value;
-    RowBlock rb = row_block(C, VW, 1024, true, int(kTPB));
-    dim3 grid{unsigned(token_blocks(tokens)), unsigned(batch)};
-    ln_modulate_forward_kernel<TH, TY, VW, VEC><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(
-        y, mean, rstd, h, weight, bias, shift, scale, mod_stride, tokens, C, float(eps));
-    CUDA_CHECK_LAUNCH();
-  });
+  launch_ln_modulate_forward<false>(vec, y, mean, rstd, h, weight, bias, shift, scale, mod_stride, batch, tokens, C,
+                                    eps, GatedInput<TH, TY>{}, s);
 }
 
 template <typename TH, typename TY>
@@ -484,16 +494,8 @@ void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* x, acc_t<TH>* me
                "gated_residual_layernorm_modulate_forward_cuda: h1 aliases h");
   if (batch * tokens == 0) return;
   const bool vec = ln_vec(C, mod_stride, {x, h, h1, y, gate, weight, bias, shift, scale});
-  const GatedInput<TH, TY> gi{h1, y, gate, sample_scale};
-  ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
-    constexpr int VW = decltype(vw)::value;
-    constexpr bool VEC = decltype(v)::value;
-    RowBlock rb = row_block(C, VW, 1024, true, int(kTPB));
-    dim3 grid{unsigned(token_blocks(tokens)), unsigned(batch)};
-    ln_modulate_forward_kernel<TH, TY, VW, VEC, true><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(
-        x, mean, rstd, h, weight, bias, shift, scale, mod_stride, tokens, C, float(eps), gi);
-    CUDA_CHECK_LAUNCH();
-  });
+  launch_ln_modulate_forward<true>(vec, x, mean, rstd, h, weight, bias, shift, scale, mod_stride, batch, tokens, C, eps,
+                                   GatedInput<TH, TY>{h1, y, gate, sample_scale}, s);
 }
 
 template <typename TH, typename TY>
