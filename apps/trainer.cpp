@@ -308,7 +308,10 @@ absl::StatusOr<StepResult> train_step(Run& r, bool want_stop) {
     tl.loss.backward();
     terms.push_back(tl.terms);
   }
-  if (r.reducer) r.reducer->finish();
+  if (r.reducer) {
+    s.settle_grads();  // the buckets of parameters no backward reached are reduced now: zero them first
+    r.reducer->finish();
+  }
   if (r.zero) dist::zero1_reduce_scatter(r.world->comm(), s.flat_grads(), r.grad_shard, *r.zero);
   // local statistics, then one agreement over ranks
   dist::LocalStepStats local;

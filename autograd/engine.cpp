@@ -25,12 +25,17 @@ thread_local PassState* t_pass = nullptr;
 // Adds g to a gradient slot. The first contribution is kept as is (no copy), so a slot may share
 // storage with another slot (an op passing its output gradient through to two inputs); such a slot is
 // never modified in place: it is replaced by the sum (copy-on-write). Bound leaf gradients (views of a
-// flat buffer) are always accumulated in place.
-void accumulate_into(Tensor& slot, const Shape& shape, Tensor g, bool bound) {
+// flat buffer) are always written in place: overwritten while `*stale` (reset_grad), else added to.
+void accumulate_into(Tensor& slot, const Shape& shape, Tensor g, bool bound, bool* stale = nullptr) {
   DRWKV_ASSERT(g.shape() == shape, "gradient of shape %s for a value of shape %s", g.shape().str().c_str(),
                shape.str().c_str());
   if (!slot.defined()) {
     slot = std::move(g);
+    return;
+  }
+  if (bound && stale && *stale) {
+    slot.copy_(g);
+    *stale = false;
     return;
   }
   if (!bound && slot.storage().use_count() > 1) {
@@ -132,8 +137,24 @@ void Variable::bind_grad(Tensor g) {
   impl_->grad_bound = true;
 }
 
+const Tensor& Variable::grad() const {
+  if (impl_->grad_stale) {
+    impl_->grad.zero_();
+    impl_->grad_stale = false;
+  }
+  return impl_->grad;
+}
+
 void Variable::zero_grad() {
   if (impl_->grad.defined()) impl_->grad.zero_();
+  impl_->grad_stale = false;
+}
+
+void Variable::reset_grad() {
+  if (impl_->grad_bound)
+    impl_->grad_stale = true;
+  else
+    zero_grad();
 }
 
 void Variable::set_grad_ready_hook(GradReadyHook hook) {
@@ -148,7 +169,7 @@ void Variable::backward(Tensor seed) const {
     seed = Tensor::full(value().shape(), 1.0, value().dtype(), value().device());
   }
   if (is_leaf()) {
-    accumulate_into(impl_->grad, shape(), seed, impl_->grad_bound);
+    accumulate_into(impl_->grad, shape(), seed, impl_->grad_bound, &impl_->grad_stale);
     return;
   }
   Engine::run(impl_->grad_fn, impl_->output_nr, std::move(seed), /*count_leaves=*/t_pass == nullptr);
@@ -162,7 +183,7 @@ void BackwardContext::add(int i, Tensor g) {
   if (e.leaf) {
     VariableImpl& leaf = *e.leaf;
     if (leaf.grad.defined()) g = converted(g, leaf.grad.dtype());
-    accumulate_into(leaf.grad, leaf.value.shape(), std::move(g), leaf.grad_bound);
+    accumulate_into(leaf.grad, leaf.value.shape(), std::move(g), leaf.grad_bound, &leaf.grad_stale);
   } else if (e.producer) {
     OutputSlot& o = e.producer->outputs[size_t(e.output_nr)];
     g = converted(g, o.dtype);
@@ -186,6 +207,11 @@ Tensor BackwardContext::target(int i, bool* accumulate) {
   if (e.leaf) {
     slot = &e.leaf->grad;
     bound = e.leaf->grad_bound;
+    if (bound && e.leaf->grad_stale) {  // reset_grad: the caller overwrites the whole slot
+      e.leaf->grad_stale = false;
+      *accumulate = false;
+      return *slot;
+    }
     shape = &e.leaf->value.shape();
     dtype = e.leaf->value.dtype();
     device = e.leaf->value.device();

@@ -33,6 +33,7 @@ struct VariableImpl {
   int output_nr = 0;  // which output of grad_fn this is
   Tensor grad;  // leaves: accumulated gradient (bound to a flat buffer or allocated on first use)
   bool grad_bound = false;  // grad is a caller-owned buffer (accumulated in place, never replaced)
+  bool grad_stale = false;  // bound grad whose contents count as zero: the next contribution overwrites it
   bool requires_grad = false;
   std::shared_ptr<Node> grad_fn;  // producer of a non-leaf
   std::string name;
@@ -54,10 +55,16 @@ class Variable {
   const std::string& name() const { return impl_->name; }
 
   // Leaves: the accumulated gradient (undefined until a backward has reached the leaf, unless bound).
-  const Tensor& grad() const { return impl_->grad; }
+  // A bound gradient reset by reset_grad() that no backward has reached since is zeroed here first.
+  const Tensor& grad() const;
   // Binds the leaf's gradient to `g` (e.g. a view of a flat buffer); contributions are added to it.
   void bind_grad(Tensor g);
   void zero_grad();
+  // Bound leaves: the gradient counts as zero from now on without a pass over its buffer. The next
+  // contribution overwrites it instead of adding (a GEMM writes it with beta = 0, a kernel with its
+  // accumulate flag off); grad() zeroes it if no contribution came. Unbound leaves: zero_grad().
+  void reset_grad();
+  bool grad_pending_reset() const { return impl_->grad_stale; }
   void set_grad_ready_hook(GradReadyHook hook);
 
   // Reverse pass from this variable; `seed` defaults to ones (scalars) and must match the shape.

@@ -85,6 +85,15 @@ Tensor ParameterStore::grad(int i) const {
   return grads_.narrow(0, p.offset, p.numel).view(p.shape);
 }
 
+void ParameterStore::zero_grads() {
+  for (autograd::Variable& v : leaves_) v.reset_grad();
+}
+
+void ParameterStore::settle_grads() {
+  for (const autograd::Variable& v : leaves_)
+    if (v.grad_pending_reset()) (void)v.grad();  // grad() zeroes a reset gradient nothing has written
+}
+
 void ParameterStore::refresh_compute_copy() {
   if (compute_.defined()) compute_.copy_(params_);
 }

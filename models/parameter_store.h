@@ -6,7 +6,8 @@
 // GEMMs) are used through their bf16 compute copy on the GPU; `Master` parameters (vectors, small
 // conditioning layers, the decoder) are used through their f32 master value. Either way the leaf
 // Variable's gradient is bound to the parameter's slice of the f32 gradient buffer, so backward
-// accumulates there directly. On the CPU the compute dtype is f32 and both kinds use the master value.
+// writes there directly (after zero_grads the first contribution overwrites, later ones add: no pass
+// over the buffer to clear it). On the CPU the compute dtype is f32 and both kinds use the master value.
 //
 // Initialisation is deterministic: each parameter draws from the Philox stream keyed by (seed, its
 // name), independent of registration order and device.
@@ -59,7 +60,11 @@ class ParameterStore {
   Tensor grad(int i) const;    // f32 view into the flat gradients
 
   Tensor& flat_params() { return params_; }    // f32 [padded total]
-  Tensor& flat_grads() { return grads_; }      // f32 [padded total]
+  // f32 [padded total], settled first (settle_grads).
+  Tensor& flat_grads() {
+    settle_grads();
+    return grads_;
+  }
   Tensor& compute_copy() { return compute_; }  // bf16 [padded total], undefined when compute is f32
   const Tensor& flat_params() const { return params_; }
   int64_t padded_numel() const { return padded_; }
@@ -67,7 +72,13 @@ class ParameterStore {
   Device device() const { return device_; }
   DType compute_dtype() const { return compute_dtype_; }
 
-  void zero_grads() { grads_.zero_(); }
+  // Every gradient counts as zero from here on, without a pass over the buffer: the next backward
+  // overwrites each parameter's slice with its first contribution (autograd Variable::reset_grad).
+  void zero_grads();
+  // Zeroes the slices of the parameters that no backward has reached since zero_grads (normally none);
+  // flat_grads() does it. Data-parallel reducers that hold the buffer call it before their last
+  // all-reduces.
+  void settle_grads();
   // Rewrites the bf16 compute copy from the f32 master values (after loading a checkpoint).
   void refresh_compute_copy();
 

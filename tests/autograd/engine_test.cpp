@@ -1,7 +1,10 @@
 // The backward engine: accumulation, shared inputs, no-grad, grad-ready hooks, checkpointing.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "autograd/elementwise_ops.h"
+#include "autograd/linear_ops.h"
 #include "autograd/variable.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/testing.h"
@@ -36,6 +39,35 @@ TEST(Engine, BoundGradientBufferReceivesContributions) {
   w.bind_grad(flat.slice(0, 2, 6));
   sum_all(scale_shift(w, 2.0)).backward();
   EXPECT_EQ(flat.to_vector<double>(), (std::vector<double>{10, 10, 12, 12, 12, 12, 10, 10}));
+}
+
+TEST(Engine, ResetBoundGradientIsOverwrittenThenAccumulated) {
+  // a reset bound gradient holding garbage: the first contribution (through target(), the GEMM path, and
+  // through add()) overwrites it, the next adds; the buffer around the slice is never touched
+  const double nan = std::nan("");
+  Tensor flat = Tensor::full(Shape{10}, nan, DType::F64);
+  Variable w(rnd(Shape{4}, 7), true), u(rnd(Shape{2, 2}, 8), true);
+  w.bind_grad(flat.slice(0, 1, 5));
+  u.bind_grad(flat.slice(0, 5, 9).view(Shape{2, 2}));
+  w.reset_grad();
+  u.reset_grad();
+  EXPECT_TRUE(w.grad_pending_reset());
+  sum_all(scale_shift(w, 2.0)).backward();
+  Variable x(rnd(Shape{3, 2}, 9));
+  sum_all(linear(x, u)).backward();  // y = x·uᵀ: ∂Σy/∂u[o][i] = Σ_n x[n][i]
+  EXPECT_FALSE(w.grad_pending_reset());
+  std::vector<double> f = flat.to_vector<double>(), xv = x.value().to_vector<double>();
+  EXPECT_TRUE(std::isnan(f[0]) && std::isnan(f[9]));
+  for (int i = 1; i < 5; ++i) EXPECT_EQ(f[size_t(i)], 2.0);
+  for (int o = 0; o < 2; ++o)
+    for (int i = 0; i < 2; ++i)
+      EXPECT_NEAR(f[size_t(5 + 2 * o + i)], xv[size_t(i)] + xv[size_t(2 + i)] + xv[size_t(4 + i)], 1e-14);
+  sum_all(scale_shift(w, 3.0)).backward();
+  for (double g : w.grad().to_vector<double>()) EXPECT_EQ(g, 5.0);
+  // no contribution after a reset: grad() reads zeros
+  w.reset_grad();
+  for (double g : w.grad().to_vector<double>()) EXPECT_EQ(g, 0.0);
+  EXPECT_TRUE(std::isnan(flat.to_vector<double>()[0]));
 }
 
 TEST(Engine, NoGradRecordsNothing) {

@@ -3,6 +3,8 @@
 // run with elementwise recomputation, at a lower peak of memory.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "autograd/elementwise_ops.h"
 #include "autograd/tensor_math.h"
 #include "core/allocator.h"
@@ -33,7 +35,8 @@ struct Result {
 };
 
 // forward + backward of Σ proj ⊙ out after moving the weights off their zero initialisation
-Result run(Device dev, DType compute, uint64_t seed, bool recompute = false, int batch = 4) {
+// garbage_grads: the gradient buffer holds NaN and is reset (zero_grads) rather than cleared.
+Result run(Device dev, DType compute, uint64_t seed, bool recompute = false, int batch = 4, bool garbage_grads = false) {
   DrwkvConfig c = tiny();
   ParameterStore s;
   DrwkvModel m(c, s);
@@ -43,6 +46,10 @@ Result run(Device dev, DType compute, uint64_t seed, bool recompute = false, int
   rng_normal_(noise, seed, 3, 0, 0.0, 0.05);
   autograd::add_(s.flat_params(), noise);
   s.refresh_compute_copy();
+  if (garbage_grads) {
+    for (int i = 0; i < s.size(); ++i) s.grad(i).fill_(std::nan(""));  // (the alignment gaps stay zero)
+    s.zero_grads();
+  }
   DrwkvInputs in;
   in.x = testing::random_normal(Shape{batch, c.in_channels, c.image_size, c.image_size}, DType::F32, dev, seed + 1);
   for (int i = 0; i < batch; ++i) {
@@ -81,6 +88,15 @@ TEST(DrwkvGpu, Bf16GradientsAreCloseAndBitwiseReproducible) {
   EXPECT_LT(testing::relative_error(a.grads, cpu.grads), 5e-2);
   EXPECT_EQ(a.grads.to_vector<float>(), b.grads.to_vector<float>()) << "two runs with the same seed differ";
   EXPECT_EQ(a.out.to_vector<float>(), b.out.to_vector<float>());
+}
+
+TEST(DrwkvGpu, ResetGradientsAreOverwrittenNotCleared) {
+  // the GEMMs write weight gradients with beta = 0 after zero_grads(): over a NaN-filled buffer the
+  // result is the cleared buffer's, bitwise
+  DRWKV_REQUIRE_GPU();
+  Result cleared = run(Device::cuda(0), DType::BF16, 51);
+  Result reset = run(Device::cuda(0), DType::BF16, 51, false, 4, /*garbage_grads=*/true);
+  EXPECT_EQ(cleared.grads.to_vector<float>(), reset.grads.to_vector<float>());
 }
 
 TEST(DrwkvGpu, ElementwiseRecomputationGivesTheSameGradientsInLessMemory) {

@@ -159,6 +159,31 @@ TEST(DrwkvModel, ElementwiseRecomputationGivesBitwiseTheSameGradients) {
   }
 }
 
+TEST(DrwkvModel, ResetGradientsAreOverwrittenNotCleared) {
+  // zero_grads() leaves the buffer as it is (here: NaN) and every op's first contribution overwrites
+  // its parameter's slice; compared with a buffer cleared first, over two accumulated backward calls
+  for (DType dt : {DType::F64, DType::F32}) {
+    DrwkvConfig c = tiny();
+    ParameterStore s;
+    DrwkvModel m(c, s);
+    s.finalize(Device::cpu(), dt, 7);
+    perturb(s, 8);
+    DrwkvInputs in = inputs(c, dt, 9), in2 = inputs(c, dt, 10);
+    in.drop_path_keys = in2.drop_path_keys = {11, 12};
+    auto two_passes = [&] {
+      autograd::sum_all(m.forward(in)).backward();
+      autograd::sum_all(m.forward(in2)).backward();
+      return s.flat_grads().clone();
+    };
+    s.flat_grads().zero_();
+    Tensor cleared = two_passes();
+    for (int i = 0; i < s.size(); ++i) s.grad(i).fill_(std::nan(""));  // (the alignment gaps stay zero)
+    s.zero_grads();
+    Tensor reset = two_passes();
+    EXPECT_TRUE(testing::tensors_close(reset, cleared, {0, 0}, "gradients, " + std::string(dtype_name(dt)), 7));
+  }
+}
+
 TEST(DrwkvModel, CheckpointBlocksPicksThatManyBlocksSpreadOverTheDepth) {
   DrwkvConfig c = tiny();
   c.depth = 12;  // 13 blocks
