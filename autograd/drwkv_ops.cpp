@@ -361,12 +361,45 @@ std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& 
                       ptr<A>(mean), ptr<A>(rstd), ptr<TH>(g.hv), ptr<TY>(g.yv), m + gate_chunk * C, ptr<A>(g.ss),
                       ptr<A>(l.wv), ptr<A>(l.bv), m + shift_chunk * C, m + scale_chunk * C, ms, B, T, C, eps);
   });
-  Variable h1 = record_gated_residual(h, Variable(), y, mod, g, gate_chunk, nullptr, h1v);
-  LnModArgs on_h1 = l;
-  on_h1.hv = h1v;
-  Variable xv = record_layernorm_modulate(h1, ln_weight, ln_bias, mod, on_h1, shift_chunk, scale_chunk, out_dtype,
-                                          std::move(h1_again), x, mean, rstd);
-  return {h1, xv};
+  // one node for both outputs, so that the backward too is one kernel (the norm's backward forms the
+  // row of dh1 that the residual's backward reads)
+  std::vector<Variable> outs = make_results(
+      {h1v, x}, "gated_residual_layernorm_modulate", {h, y, mod, ln_weight, ln_bias},
+      [saved = SavedInput(h1v, std::move(h1_again)), yv = g.yv, mv = g.mv, ss = g.ss, wv = l.wv, bv = l.bv, mean,
+       rstd, gate_chunk, shift_chunk, scale_chunk, acc = g.acc](BackwardContext& ctx) {
+        const int64_t B = yv.size(0), T = yv.size(1), C = yv.size(2), ms = mv.size(1);
+        Tensor dx = ctx.grad_output_or_zeros(1).contiguous();
+        const Tensor h1 = saved.get().contiguous();
+        // dh1: the gradient h1 received from its other consumers, completed in place (or fresh)
+        Tensor dh1 = ctx.grad_output_to_modify(0);
+        const bool accumulate = dh1.defined();
+        if (!accumulate) dh1 = Tensor::empty(h1.shape(), h1.dtype(), h1.device());
+        // dy into the engine's buffer when it fits, else a fresh one (y's gradient is always formed: dh1 is)
+        GradBuffer gy = grad_buffer(ctx, 1, yv.dtype());
+        Tensor dy = gy.used ? gy.buf : Tensor::empty(yv.shape(), yv.dtype(), yv.device());
+        GradBuffer gm = grad_buffer(ctx, 2, acc), gw = grad_buffer(ctx, 3, acc), gb = grad_buffer(ctx, 4, acc);
+        Tensor dm = gm.used ? gm.adding() : Tensor(), dw = gw.used ? gw.adding() : Tensor();
+        Tensor db = gb.used ? gb.adding() : Tensor();
+        Tensor ws = workspace(h1, kernels::gated_residual_layernorm_modulate_backward_workspace(B, T, C), acc);
+        dispatch_pair(h1.dtype(), yv.dtype(), [&](auto th, auto ty) {
+          using TH = decltype(th);
+          using TY = decltype(ty);
+          using A = acc_t<TH>;
+          A* d = ptr<A>(dm);
+          const A* m = ptr<A>(mv);
+          DRWKV_OPS_LAUNCH2(h1, TH, TY, gated_residual_layernorm_modulate_backward, ptr<TH>(dh1), ptr<TY>(dy),
+                            d ? d + gate_chunk * C : nullptr, ptr<A>(dw), ptr<A>(db), d ? d + shift_chunk * C : nullptr,
+                            d ? d + scale_chunk * C : nullptr, ptr<TY>(dx), ptr<TH>(h1), ptr<A>(mean), ptr<A>(rstd),
+                            ptr<TY>(yv), m + gate_chunk * C, ptr<A>(ss), ptr<A>(wv), ptr<A>(bv), m + scale_chunk * C,
+                            ms, B, T, C, accumulate, gy.used && gy.accumulate, ptr<A>(ws));
+        });
+        gy.commit();
+        gm.commit();
+        gw.commit();
+        gb.commit();
+        if (ctx.needs(0)) ctx.add(0, dh1);  // the residual path passes h1's gradient through to h
+      });
+  return {outs[0], outs[1]};
 }
 
 // ---- sigmoid gate --------------------------------------------------------------------------------------

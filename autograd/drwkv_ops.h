@@ -38,7 +38,9 @@ Variable gated_residual(const Variable& h, const Variable& y, const Variable& mo
 // {h1, x}: h1 = gated_residual(h, y, mod, gate_chunk, sample_scale) and x = layernorm_modulate(h1,
 // ln_weight, ln_bias, eps, mod, shift_chunk, scale_chunk, out_dtype, h1_again) with both values from one
 // kernel that reads h and y once and never reads h1 back (the spatial residual update and the channel
-// mix's norm); the nodes, and so the gradients, are those of the two ops. y must be of out_dtype.
+// mix's norm); the values are bitwise those of the two ops. One node: its backward is one kernel too,
+// the norm's backward forming each row of h1's gradient and the residual's reading it from registers
+// (gradients equal to the two ops' up to the order of the gate gradient's sums). y must be of out_dtype.
 std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& h, const Variable& y,
                                                                 const Variable& mod, int gate_chunk,
                                                                 const Tensor& sample_scale, const Variable& ln_weight,

@@ -196,6 +196,15 @@ Tensor BackwardContext::grad_output_or_zeros(int i) const {
   return o.grad.defined() ? o.grad : Tensor::zeros(o.shape, o.dtype, o.device);
 }
 
+Tensor BackwardContext::grad_output_to_modify(int i) {
+  Tensor& g = node_->outputs[size_t(i)].grad;
+  if (g.defined() && (!g.is_contiguous() || g.storage().use_count() > 1)) {
+    ProfileRange range("grad_clone", g.device());
+    g = g.clone();
+  }
+  return g;
+}
+
 Tensor BackwardContext::target(int i, bool* accumulate) {
   const Edge& e = node_->inputs[size_t(i)];
   DRWKV_ASSERT(e.requires_grad(), "target() for input %d of %s, which needs no gradient", i, node_->name);

@@ -113,6 +113,10 @@ class BackwardContext {
  public:
   const Tensor& grad_output(int i = 0) const { return node_->outputs[size_t(i)].grad; }
   Tensor grad_output_or_zeros(int i) const;
+  // Output i's gradient as a contiguous tensor this closure may modify in place (the slot is freed after
+  // the node has run): the slot's own tensor when nothing else shares its storage, else a copy.
+  // Undefined when the output received no gradient.
+  Tensor grad_output_to_modify(int i);
   int num_inputs() const { return int(node_->inputs.size()); }
   bool needs(int i) const { return node_->inputs[size_t(i)].requires_grad(); }
 

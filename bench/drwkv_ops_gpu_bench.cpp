@@ -141,6 +141,17 @@ int main(int argc, char** argv) {
                           C, 1e-5, s);
                     }),
                     N4 + N2 + N4 + N2});
+    // and its backward in one pass: dx (bf16), h1, dh1 (accumulated) and y read; dh1 and dy written
+    Tensor wsf = Tensor::empty(Shape{kernels::gated_residual_layernorm_modulate_backward_workspace(B, T, C)},
+                               DType::F32, kGpu);
+    rows.push_back({"gated_residual+layernorm_modulate", C, "backward", time([&] {
+                      kernels::gated_residual_layernorm_modulate_backward_cuda<float, bf16>(
+                          p<float>(dh), p<bf16>(dyg), p<float>(dmod) + 2 * C, p<float>(dw), p<float>(db),
+                          p<float>(dmod) + 3 * C, p<float>(dmod) + 4 * C, p<bf16>(dy), p<float>(h), p<float>(mean),
+                          p<float>(rstd), p<bf16>(y), m + 2 * C, p<float>(scale), p<float>(w), p<float>(bias), m + 4 * C,
+                          6 * C, B, T, C, true, false, p<float>(wsf), s);
+                    }),
+                    N2 + N4 + 2 * N4 + N2 + N2});
     rows.push_back({"gated_residual", C, "backward", time([&] {
                       kernels::gated_residual_backward_cuda<float, bf16>(
                           p<bf16>(dyg), nullptr, p<float>(dmod) + 2 * C, p<float>(dout), p<bf16>(y), nullptr, m + 2 * C,

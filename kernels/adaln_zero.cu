@@ -10,6 +10,10 @@
 // backward reads dy (2) and h (4), writes dh (4; +4 read when accumulating): 10N; plus B·T·8 of saved
 // statistics and B·⌈T/64⌉·2C·4 of partials. gated_residual forward reads h, y and writes out: 10N (with the
 // receptance r: 12N); backward reads dout, y and writes dy: 8N (with r: reads r, writes dr, 12N).
+// gated_residual_layernorm_modulate: forward 12N (the LayerNorm kernel with a gated-residual prologue);
+// backward 16N with accumulation (the LayerNorm backward kernel with a gated-residual epilogue that
+// takes each row of dh1 from registers, in blocks of ≤ 512 threads; rows wider than 2048 channels run
+// the two kernels, 22N).
 #include <initializer_list>
 #include <type_traits>
 
@@ -146,14 +150,31 @@ __global__ void __launch_bounds__(1024) ln_modulate_forward_kernel(
   }
 }
 
+// The gated-residual epilogue of gated_residual_layernorm_modulate's backward: from the row dh1 just
+// formed, dy = s_b·gate_b ⊙ dh1 and the partial sums Σ dh1 ⊙ y of the gate gradient.
+template <typename TY> struct GatedGrad {
+  TY* dy = nullptr;
+  const TY* y = nullptr;
+  const float* gate = nullptr;
+  const float* sample_scale = nullptr;
+  float* partial = nullptr;  // [b][token block][c]
+  bool accumulate = false;   // dy
+};
+// Blocks of the fused backward stay within 512 threads: its extra registers (y, the gate, a third set of
+// sums) would not fit the 64 per thread of a 1024-thread block.
+constexpr int kLnBackwardThreads(bool gated) { return gated ? 512 : 1024; }
+
 // dh for the block's rows; partial[b][token block][0 / 1][c] = Σ dy, Σ dy · x̂ over the block's rows.
-template <typename TH, typename TY, int VW, bool VEC>
-__global__ void __launch_bounds__(1024) ln_modulate_backward_kernel(
+// G: with the gated-residual epilogue (`gg`; dh must not be null).
+template <typename TH, typename TY, int VW, bool VEC, bool G = false>
+__global__ void __launch_bounds__(kLnBackwardThreads(G)) ln_modulate_backward_kernel(
     TH* __restrict__ dh, float* __restrict__ partial, const TY* __restrict__ dy, const TH* __restrict__ h,
     const float* __restrict__ mean, const float* __restrict__ rstd, const float* __restrict__ weight,
-    const float* __restrict__ scale, int64_t mod_stride, int64_t tokens, int64_t C, bool accumulate) {
+    const float* __restrict__ scale, int64_t mod_stride, int64_t tokens, int64_t C, bool accumulate,
+    GatedGrad<TY> gg = {}) {
+  constexpr int NS = G ? 3 : 2;  // column sums per channel: Σ dy, Σ dy·x̂ (, Σ dh·y)
   __shared__ float red[2][64];   // two alternating buffers, two values per warp
-  extern __shared__ float col[];  // blockDim.x · blockDim.y · 2 · VW (when blockDim.y > 1)
+  extern __shared__ float col[];  // blockDim.x · blockDim.y · NS · VW (when blockDim.y > 1)
   const int64_t b = blockIdx.y, t0 = int64_t(blockIdx.x) * kTPB;
   const int64_t nrows = tokens - t0 < kTPB ? tokens - t0 : kTPB;
   const int64_t c0 = int64_t(threadIdx.x) * VW;
@@ -169,23 +190,41 @@ __global__ void __launch_bounds__(1024) ln_modulate_backward_kernel(
 #pragma unroll
     for (int j = 0; j < VW; ++j) g[j] = 0.f;
   }
-  float sums[2 * VW];  // Σ dy, then Σ dy · x̂
+  float gv[G ? VW : 1];  // s_b · gate_b, as gated_backward_kernel forms it
+  if constexpr (G) {
+    const float sb = gg.sample_scale ? gg.sample_scale[b] : 1.f;
+    if (active) {
+      load_chunk<VW, VEC>(gg.gate + b * mod_stride, c0, C, gv);
 #pragma unroll
-  for (int k = 0; k < 2 * VW; ++k) sums[k] = 0.f;
+      for (int j = 0; j < VW; ++j) gv[j] *= sb;
+    }
+  }
+  float sums[NS * VW];  // Σ dy, then Σ dy · x̂ (, then Σ dh · y)
+#pragma unroll
+  for (int k = 0; k < NS * VW; ++k) sums[k] = 0.f;
   const float inv_c = 1.f / float(C);
   int parity = 0;
   for (int64_t base = 0; base < nrows; base += blockDim.y) {
     const int64_t i = base + threadIdx.y;
     const bool valid = i < nrows;
     const int64_t row = b * tokens + t0 + i;
-    float dyv[VW], xh[VW], out[VW];
+    float dyv[VW], xh[VW], out[VW], yv[G ? VW : 1], dout[G ? VW : 1];
     const float mu = valid ? mean[row] : 0.f, rs = valid ? rstd[row] : 0.f;
     if (valid && active) {
       // the partial sum dh accumulates into is loaded with the row, before the row reduction (one memory
-      // round trip per row instead of two)
+      // round trip per row instead of two); so are the epilogue's operands
       float hv[VW];
       load_chunk<VW, VEC>(dy + row * C, c0, C, dyv);
       load_chunk<VW, VEC>(h + row * C, c0, C, hv);
+      if constexpr (G) {
+        load_chunk<VW, VEC>(gg.y + row * C, c0, C, yv);
+        if (gg.accumulate) {
+          load_chunk<VW, VEC>(gg.dy + row * C, c0, C, dout);
+        } else {
+#pragma unroll
+          for (int j = 0; j < VW; ++j) dout[j] = 0.f;
+        }
+      }
       if (dh != nullptr && accumulate) {
         load_chunk<VW, VEC>(dh + row * C, c0, C, out);
       } else {
@@ -217,17 +256,29 @@ __global__ void __launch_bounds__(1024) ln_modulate_backward_kernel(
 #pragma unroll
       for (int j = 0; j < VW; ++j) out[j] += rs * (dyv[j] * g[j] - (s[0] + xh[j] * s[1]) * inv_c);
       store_chunk<VW, VEC>(dh + row * C, c0, C, out);
+      if constexpr (G) {  // the gated residual's backward with dout = this row of dh (σ(r) = 1)
+#pragma unroll
+        for (int j = 0; j < VW; ++j) {
+          sums[2 * VW + j] += out[j] * yv[j];
+          dout[j] += gv[j] * out[j];
+        }
+        store_chunk<VW, VEC>(gg.dy + row * C, c0, C, dout);
+      }
     }
   }
-  if (partial == nullptr) return;  // uniform
-  column_sum_over_y<2 * VW>(sums, col);
+  if (partial == nullptr && !G) return;  // uniform
+  column_sum_over_y<NS * VW>(sums, col);
   if (threadIdx.y == 0 && active) {
-    float* p = partial + (b * gridDim.x + blockIdx.x) * 2 * C;
+    const int64_t at = b * gridDim.x + blockIdx.x;
 #pragma unroll
     for (int j = 0; j < VW; ++j) {
       if (!VEC && c0 + j >= C) break;
-      p[c0 + j] = sums[j];
-      p[C + c0 + j] = sums[VW + j];
+      if (partial) {
+        partial[at * 2 * C + c0 + j] = sums[j];
+        partial[at * 2 * C + C + c0 + j] = sums[VW + j];
+      }
+      if constexpr (G)
+        if (gg.partial) gg.partial[at * C + c0 + j] = sums[2 * VW + j];
     }
   }
 }
@@ -498,6 +549,50 @@ void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* x, acc_t<TH>* me
                                    GatedInput<TH, TY>{h1, y, gate, sample_scale}, s);
 }
 
+namespace {
+// The LayerNorm-modulate backward (with the gated-residual epilogue when G) and its finishing kernels.
+// Workspace: the norm's partials and per-sample affine sums, then (G) the gate's partials.
+template <bool G, typename TH, typename TY>
+void launch_ln_modulate_backward(TH* dh, float* dweight, float* dbias, float* dshift, float* dscale, const TY* dy,
+                                 const TH* h, const float* mean, const float* rstd, const float* weight,
+                                 const float* bias, const float* scale, int64_t mod_stride, int64_t batch,
+                                 int64_t tokens, int64_t C, bool accumulate, float* workspace, GatedGrad<TY> gg,
+                                 float* dgate, StreamHandle s) {
+  const bool sums = dweight || dbias || dshift || dscale;
+  DRWKV_ASSERT((!sums && !dgate) || workspace, "layernorm_modulate_backward_cuda: parameter gradients need the workspace");
+  const int64_t tb = token_blocks(tokens);
+  float* partial = sums ? workspace : nullptr;
+  float* param = (dweight || dbias) ? workspace + batch * tb * 2 * C : nullptr;
+  if (G) gg.partial = dgate ? workspace + layernorm_modulate_workspace(batch, tokens, C) : nullptr;
+  const bool vec = ln_vec(C, mod_stride, {dy, h, dh, weight, scale, gg.dy, gg.y, gg.gate});
+  cudaStream_t st = to_cuda(s);
+  ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
+    constexpr int VW = decltype(vw)::value;
+    constexpr bool VEC = decltype(v)::value;
+    constexpr int NS = G ? 3 : 2;
+    const int max_x = kLnBackwardThreads(G);
+    DRWKV_ASSERT((C + VW - 1) / VW <= max_x, "layernorm_modulate_backward_cuda: C %lld too wide", (long long)C);
+    RowBlock rb = row_block(C, VW, max_x, true, int(kTPB));
+    size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * NS * VW * sizeof(float) : 0;
+    dim3 grid{unsigned(tb), unsigned(batch)};
+    ln_modulate_backward_kernel<TH, TY, VW, VEC, G><<<grid, dim3(rb.x, rb.y), smem, st>>>(
+        dh, partial, dy, h, mean, rstd, weight, scale, mod_stride, tokens, C, accumulate, gg);
+    CUDA_CHECK_LAUNCH();
+  });
+  const int64_t n = batch * C;
+  if (G && dgate) {
+    gated_finish_kernel<<<unsigned((n + 255) / 256), 256, 0, st>>>(dgate, gg.partial, gg.sample_scale, mod_stride,
+                                                                   batch, tb, C);
+    CUDA_CHECK_LAUNCH();
+  }
+  if (!sums) return;
+  ln_modulate_finish_kernel<<<unsigned((n + 255) / 256), 256, 0, st>>>(dshift, dscale, param, partial, weight, bias,
+                                                                       scale, mod_stride, batch, tb, C);
+  CUDA_CHECK_LAUNCH();
+  if (param) launch_column_sum(static_cast<const float*>(param), batch, 2 * C, AddToAffineGradients{dweight, dbias, C}, st);
+}
+}  // namespace
+
 template <typename TH, typename TY>
 void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
                                       acc_t<TH>* dscale, const TY* dy, const TH* h, const acc_t<TH>* mean,
@@ -506,29 +601,37 @@ void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbi
                                       int64_t C, bool accumulate, acc_t<TH>* workspace, StreamHandle s) {
   check_args(batch, tokens, C, mod_stride);
   if (batch * tokens == 0) return;
-  const bool sums = dweight || dbias || dshift || dscale;
-  DRWKV_ASSERT(!sums || workspace, "layernorm_modulate_backward_cuda: parameter gradients need the workspace");
-  const int64_t tb = token_blocks(tokens);
-  float* partial = sums ? workspace : nullptr;
-  float* param = (dweight || dbias) ? workspace + batch * tb * 2 * C : nullptr;
-  const bool vec = ln_vec(C, mod_stride, {dy, h, dh, weight, scale});
-  cudaStream_t st = to_cuda(s);
-  ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
-    constexpr int VW = decltype(vw)::value;
-    constexpr bool VEC = decltype(v)::value;
-    RowBlock rb = row_block(C, VW, 1024, true, int(kTPB));
-    size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * 2 * VW * sizeof(float) : 0;
-    dim3 grid{unsigned(tb), unsigned(batch)};
-    ln_modulate_backward_kernel<TH, TY, VW, VEC><<<grid, dim3(rb.x, rb.y), smem, st>>>(
-        dh, partial, dy, h, mean, rstd, weight, scale, mod_stride, tokens, C, accumulate);
-    CUDA_CHECK_LAUNCH();
-  });
-  if (!sums) return;
-  const int64_t n = batch * C;
-  ln_modulate_finish_kernel<<<unsigned((n + 255) / 256), 256, 0, st>>>(dshift, dscale, param, partial, weight, bias,
-                                                                       scale, mod_stride, batch, tb, C);
-  CUDA_CHECK_LAUNCH();
-  if (param) launch_column_sum(static_cast<const float*>(param), batch, 2 * C, AddToAffineGradients{dweight, dbias, C}, st);
+  launch_ln_modulate_backward<false>(dh, dweight, dbias, dshift, dscale, dy, h, mean, rstd, weight, bias, scale,
+                                     mod_stride, batch, tokens, C, accumulate, workspace, GatedGrad<TY>{}, nullptr, s);
+}
+
+template <typename TH, typename TY>
+void gated_residual_layernorm_modulate_backward_cuda(
+    TH* dh1, TY* dy, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift, acc_t<TH>* dscale,
+    const TY* dx, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd, const TY* y, const acc_t<TH>* gate,
+    const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias, const acc_t<TH>* scale,
+    int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, bool accumulate, bool accumulate_dy,
+    acc_t<TH>* workspace, StreamHandle s) {
+  check_args(batch, tokens, C, mod_stride);
+  DRWKV_ASSERT(dh1 && dy, "gated_residual_layernorm_modulate_backward_cuda: dh1 and dy are required");
+  if (batch * tokens == 0) return;
+  if (C > kLnBackwardThreads(true) * 4) {  // rows wider than the fused kernel's blocks: the two kernels
+    layernorm_modulate_backward_cuda<TH, TY>(dh1, dweight, dbias, dshift, dscale, dx, h1, mean, rstd, weight, bias,
+                                             scale, mod_stride, batch, tokens, C, accumulate, workspace, s);
+    gated_residual_backward_cuda<TH, TY>(dy, nullptr, dgate, dh1, y, nullptr, gate, mod_stride, sample_scale, batch,
+                                         tokens, C, accumulate_dy,
+                                         workspace ? workspace + layernorm_modulate_workspace(batch, tokens, C) : nullptr,
+                                         s);
+    return;
+  }
+  GatedGrad<TY> gg;
+  gg.dy = dy;
+  gg.y = y;
+  gg.gate = gate;
+  gg.sample_scale = sample_scale;
+  gg.accumulate = accumulate_dy;
+  launch_ln_modulate_backward<true>(dh1, dweight, dbias, dshift, dscale, dx, h1, mean, rstd, weight, bias, scale,
+                                    mod_stride, batch, tokens, C, accumulate, workspace, gg, dgate, s);
 }
 
 template <typename TH, typename TY>
@@ -595,7 +698,11 @@ void gated_residual_backward_cuda(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* do
                                                     StreamHandle);                                                 \
   template void gated_residual_backward_cuda<TH, TY>(TY*, TY*, acc_t<TH>*, const TH*, const TY*, const TY*,        \
                                                      const acc_t<TH>*, int64_t, const acc_t<TH>*, int64_t, int64_t, \
-                                                     int64_t, bool, acc_t<TH>*, StreamHandle);
+                                                     int64_t, bool, acc_t<TH>*, StreamHandle);                      \
+  template void gated_residual_layernorm_modulate_backward_cuda<TH, TY>(                                          \
+      TH*, TY*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const acc_t<TH>*, \
+      const acc_t<TH>*, const TY*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*,          \
+      const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, bool, bool, acc_t<TH>*, StreamHandle);
 INSTANTIATE(float, float)
 INSTANTIATE(float, bf16)
 #undef INSTANTIATE

@@ -28,6 +28,13 @@
 //   back (the spatial mix's residual update and the channel mix's norm, MODEL.md §1.7–1.9): on CUDA
 //   bitwise the results of the two kernels, so either backward applies unchanged. h1 must not alias h.
 //   Bytes with an f32 h and a bf16 branch: 12N instead of 16N.
+// gated_residual_layernorm_modulate backward: the two backwards in one pass over the rows (the norm's,
+//   then the residual's on the row it just formed):
+//   dh1 = ∂LN-mod/∂h1 · dx, added to dh1 when `accumulate` (the gradient h1 receives from elsewhere);
+//   it is also h's gradient (the caller's pass-through). dy = s_b · gate_b ⊙ dh1 (overwrite, or add when
+//   `accumulate_dy`), dgate += s_b Σ_t dh1 ⊙ y, and dweight, dbias, dshift, dscale as in
+//   layernorm_modulate_backward (each may be null; dh1 and dy may not). dh1 is never read back: with an
+//   f32 h, a bf16 branch and accumulation, 16N bytes instead of 22N.
 // Reductions over tokens and samples are deterministic: the CUDA kernels write fixed per-block partial
 // sums into `workspace` (device memory, *_workspace(...) elements of acc_t<TH>) and add them in a fixed
 // order; the CPU versions ignore the workspace (it may be null). Outputs never alias inputs unless stated.
@@ -47,6 +54,7 @@ inline constexpr int64_t kAdaLNTokensPerBlock = 64;
 
 int64_t layernorm_modulate_workspace(int64_t batch, int64_t tokens, int64_t C);
 int64_t gated_residual_workspace(int64_t batch, int64_t tokens, int64_t C);
+int64_t gated_residual_layernorm_modulate_backward_workspace(int64_t batch, int64_t tokens, int64_t C);
 
 template <typename TH, typename TY>
 void layernorm_modulate_forward_cpu(TY* y, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h, const acc_t<TH>* weight,
@@ -93,6 +101,20 @@ void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* x, acc_t<TH>* me
                                                     const acc_t<TH>* bias, const acc_t<TH>* shift,
                                                     const acc_t<TH>* scale, int64_t mod_stride, int64_t batch,
                                                     int64_t tokens, int64_t C, double eps, StreamHandle s);
+template <typename TH, typename TY>
+void gated_residual_layernorm_modulate_backward_cpu(
+    TH* dh1, TY* dy, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift, acc_t<TH>* dscale,
+    const TY* dx, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd, const TY* y, const acc_t<TH>* gate,
+    const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias, const acc_t<TH>* scale,
+    int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, bool accumulate, bool accumulate_dy,
+    acc_t<TH>* workspace);
+template <typename TH, typename TY>
+void gated_residual_layernorm_modulate_backward_cuda(
+    TH* dh1, TY* dy, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift, acc_t<TH>* dscale,
+    const TY* dx, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd, const TY* y, const acc_t<TH>* gate,
+    const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias, const acc_t<TH>* scale,
+    int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, bool accumulate, bool accumulate_dy,
+    acc_t<TH>* workspace, StreamHandle s);
 template <typename TH, typename TY>
 void gated_residual_backward_cpu(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* dout, const TY* y, const TY* r,
                                  const acc_t<TH>* gate, int64_t mod_stride, const acc_t<TH>* sample_scale,

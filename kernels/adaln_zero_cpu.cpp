@@ -22,6 +22,9 @@ int64_t layernorm_modulate_workspace(int64_t batch, int64_t tokens, int64_t C) {
   return batch * token_blocks(tokens) * 2 * C + batch * 2 * C;
 }
 int64_t gated_residual_workspace(int64_t batch, int64_t tokens, int64_t C) { return batch * token_blocks(tokens) * C; }
+int64_t gated_residual_layernorm_modulate_backward_workspace(int64_t batch, int64_t tokens, int64_t C) {
+  return layernorm_modulate_workspace(batch, tokens, C) + gated_residual_workspace(batch, tokens, C);
+}
 
 template <typename TH, typename TY>
 void layernorm_modulate_forward_cpu(TY* y, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h, const acc_t<TH>* weight,
@@ -163,6 +166,21 @@ void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* x, acc_t<TH>* mea
                                          eps);
 }
 
+// The two CPU backwards in sequence (the oracle of the fused CUDA kernel).
+template <typename TH, typename TY>
+void gated_residual_layernorm_modulate_backward_cpu(
+    TH* dh1, TY* dy, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift, acc_t<TH>* dscale,
+    const TY* dx, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd, const TY* y, const acc_t<TH>* gate,
+    const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias, const acc_t<TH>* scale,
+    int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, bool accumulate, bool accumulate_dy,
+    acc_t<TH>* /*workspace*/) {
+  DRWKV_ASSERT(dh1 && dy, "gated_residual_layernorm_modulate_backward: dh1 and dy are required");
+  layernorm_modulate_backward_cpu<TH, TY>(dh1, dweight, dbias, dshift, dscale, dx, h1, mean, rstd, weight, bias, scale,
+                                          mod_stride, batch, tokens, C, accumulate, nullptr);
+  gated_residual_backward_cpu<TH, TY>(dy, nullptr, dgate, dh1, y, nullptr, gate, mod_stride, sample_scale, batch,
+                                      tokens, C, accumulate_dy, nullptr);
+}
+
 #define INSTANTIATE(TH, TY)                                                                                        \
   template void layernorm_modulate_forward_cpu<TH, TY>(TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const acc_t<TH>*,   \
                                                        const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*,       \
@@ -178,7 +196,11 @@ void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* x, acc_t<TH>* mea
       const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, double);            \
   template void gated_residual_backward_cpu<TH, TY>(TY*, TY*, acc_t<TH>*, const TH*, const TY*, const TY*,         \
                                                     const acc_t<TH>*, int64_t, const acc_t<TH>*, int64_t, int64_t, \
-                                                    int64_t, bool, acc_t<TH>*);
+                                                    int64_t, bool, acc_t<TH>*);                                    \
+  template void gated_residual_layernorm_modulate_backward_cpu<TH, TY>(                                           \
+      TH*, TY*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const acc_t<TH>*, \
+      const acc_t<TH>*, const TY*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*,          \
+      const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, bool, bool, acc_t<TH>*);
 INSTANTIATE(float, float)
 INSTANTIATE(double, double)
 INSTANTIATE(float, bf16)

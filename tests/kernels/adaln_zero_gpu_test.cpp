@@ -1,7 +1,8 @@
 // adaLN-Zero CUDA kernels against the CPU reference (f64, same rounded inputs): LayerNorm + modulation
 // forward/backward and the gated residual, f32 and bf16 branch, with and without affine, overwrite and
 // accumulate, the 16-byte path and the scalar path (odd C, mod strides not a multiple of 4), several
-// token blocks per sample, outputs poisoned first; determinism of the parameter gradients.
+// token blocks per sample, outputs poisoned first; the fused gated residual + LayerNorm-modulate forward
+// and backward against the two kernels; determinism of the parameter gradients.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -195,6 +196,91 @@ void check_gated_layernorm_modulate(const Case& k, uint64_t seed) {
   EXPECT_TENSORS_CLOSE(fx, x64, testing::tolerance_for(ty), what + " x", seed);
 }
 
+// The fused backward of gated_residual_layernorm_modulate against the f64 CPU composition of the two
+// backwards, with and without accumulation into dh1 and dy, drop-path scales and affine; dh1 and dy
+// bitwise those of the two CUDA kernels (rows wider than 2048 channels take that path).
+template <typename TY>
+void check_gated_layernorm_modulate_backward(const Case& k, uint64_t seed) {
+  const DType ty = dtype_v<TY>;
+  const int64_t B = k.B, T = k.T, C = k.C, ms = 6 * C + k.stride_pad;
+  const std::string what = "gated+LN backward B " + std::to_string(B) + " T " + std::to_string(T) + " C " +
+                           std::to_string(C) + (k.affine ? " affine" : "") + (k.accumulate ? " acc" : "") + " pad " +
+                           std::to_string(k.stride_pad) + " " + std::string(dtype_name(ty));
+  const Shape rows{B, T, C};
+  Tensor h1 = random_uniform_via_f32(rows, DType::F32, kGpu, seed, -2, 3);
+  Tensor y = random_uniform_via_f32(rows, ty, kGpu, seed + 1);
+  Tensor dx = random_uniform_via_f32(rows, ty, kGpu, seed + 2);
+  Tensor w = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 3, 0.5, 1.5);
+  Tensor bias = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 4);
+  Tensor mod = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 5);
+  std::vector<float> sv;
+  for (int64_t b = 0; b < B; ++b) sv.push_back(b % 3 == 1 ? 0.f : 1.f / 0.9f);
+  Tensor ss = Tensor::from_vector(sv, Shape{B}, kGpu);
+  const float* wg = k.affine ? p<float>(w) : nullptr;
+  const float* bg = k.affine ? p<float>(bias) : nullptr;
+  const float* m = p<float>(mod);
+  // the statistics the forward saves
+  Tensor x = Tensor::empty(rows, ty, kGpu), mean = Tensor::empty(Shape{B * T}, DType::F32, kGpu),
+         rstd = Tensor::empty(Shape{B * T}, DType::F32, kGpu);
+  layernorm_modulate_forward_cuda<float, TY>(p<TY>(x), p<float>(mean), p<float>(rstd), p<float>(h1), wg, bg, m + 3 * C,
+                                             m + 4 * C, ms, B, T, C, 1e-5, stream());
+  Tensor dh1_in = random_uniform_via_f32(rows, DType::F32, kGpu, seed + 6);
+  Tensor dy_in = random_uniform_via_f32(rows, ty, kGpu, seed + 7);
+  Tensor dmod_in = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 8);
+  Tensor dw_in = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 9);
+  Tensor db_in = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 10);
+  for (const bool scaled : {false, true}) {
+    const std::string at = what + (scaled ? " scaled" : "");
+    const float* sg = scaled ? p<float>(ss) : nullptr;
+    auto start = [&](const Tensor& given, DType dt, bool acc) {
+      return acc ? given.clone() : testing::poisoned(given.shape(), dt, kGpu);
+    };
+    // fused
+    Tensor dh1 = start(dh1_in, DType::F32, k.accumulate), dy = start(dy_in, ty, k.accumulate);
+    Tensor dmod = dmod_in.clone(), dw = dw_in.clone(), db = db_in.clone();
+    Tensor ws = Tensor::empty(Shape{gated_residual_layernorm_modulate_backward_workspace(B, T, C)}, DType::F32, kGpu);
+    ws.fill_(std::nan(""));
+    float* dm = p<float>(dmod);
+    gated_residual_layernorm_modulate_backward_cuda<float, TY>(
+        p<float>(dh1), p<TY>(dy), dm + 2 * C, k.affine ? p<float>(dw) : nullptr, k.affine ? p<float>(db) : nullptr,
+        dm + 3 * C, dm + 4 * C, p<TY>(dx), p<float>(h1), p<float>(mean), p<float>(rstd), p<TY>(y), m + 2 * C, sg, wg, bg,
+        m + 4 * C, ms, B, T, C, k.accumulate, k.accumulate, p<float>(ws), stream());
+    // the two CUDA kernels
+    Tensor dh1_2 = start(dh1_in, DType::F32, k.accumulate), dy_2 = start(dy_in, ty, k.accumulate);
+    Tensor dmod_2 = dmod_in.clone(), dw_2 = dw_in.clone(), db_2 = db_in.clone();
+    float* dm2 = p<float>(dmod_2);
+    layernorm_modulate_backward_cuda<float, TY>(p<float>(dh1_2), k.affine ? p<float>(dw_2) : nullptr,
+                                                k.affine ? p<float>(db_2) : nullptr, dm2 + 3 * C, dm2 + 4 * C, p<TY>(dx),
+                                                p<float>(h1), p<float>(mean), p<float>(rstd), wg, bg, m + 4 * C, ms, B, T,
+                                                C, k.accumulate, p<float>(ws), stream());
+    gated_residual_backward_cuda<float, TY>(p<TY>(dy_2), nullptr, dm2 + 2 * C, p<float>(dh1_2), p<TY>(y), nullptr,
+                                            m + 2 * C, ms, sg, B, T, C, k.accumulate, p<float>(ws), stream());
+    const testing::Tolerance exact{0, 0};
+    EXPECT_TENSORS_CLOSE(dh1, dh1_2, exact, at + " dh1 (bitwise the two kernels)", seed);
+    EXPECT_TENSORS_CLOSE(dy, dy_2, exact, at + " dy (bitwise the two kernels)", seed);
+    // against the CPU in f64
+    Tensor dh164 = k.accumulate ? to_f64(dh1_in) : Tensor::empty(rows, DType::F64);
+    Tensor dy64 = k.accumulate ? to_f64(dy_in) : Tensor::empty(rows, DType::F64);
+    Tensor dmod64 = to_f64(dmod_in), dw64 = to_f64(dw_in), db64 = to_f64(db_in);
+    Tensor h164 = to_f64(h1), y64 = to_f64(y), dx64 = to_f64(dx), mod64 = to_f64(mod), ss64 = to_f64(ss);
+    Tensor w64 = to_f64(w), b64 = to_f64(bias), mean64 = to_f64(mean), rstd64 = to_f64(rstd);
+    double* dm64 = p<double>(dmod64);
+    const double* m64 = p<double>(mod64);
+    gated_residual_layernorm_modulate_backward_cpu<double, double>(
+        p<double>(dh164), p<double>(dy64), dm64 + 2 * C, k.affine ? p<double>(dw64) : nullptr,
+        k.affine ? p<double>(db64) : nullptr, dm64 + 3 * C, dm64 + 4 * C, p<double>(dx64), p<double>(h164),
+        p<double>(mean64), p<double>(rstd64), p<double>(y64), m64 + 2 * C, scaled ? p<double>(ss64) : nullptr,
+        k.affine ? p<double>(w64) : nullptr, k.affine ? p<double>(b64) : nullptr, m64 + 4 * C, ms, B, T, C,
+        k.accumulate, k.accumulate, nullptr);
+    EXPECT_TENSORS_CLOSE(dh1, dh164, (testing::Tolerance{1e-4, 1e-4}), at + " dh1", seed);
+    EXPECT_TENSORS_CLOSE(dy, dy64, testing::tolerance_for(ty), at + " dy", seed);
+    EXPECT_TENSORS_CLOSE(dmod, dmod64, sum_tolerance(T), at + " dmod (gate, shift, scale; other chunks untouched)",
+                         seed);
+    EXPECT_TENSORS_CLOSE(dw, dw64, sum_tolerance(B * T), at + " dweight", seed);
+    EXPECT_TENSORS_CLOSE(db, db64, sum_tolerance(B * T), at + " dbias", seed);
+  }
+}
+
 const std::vector<Case>& cases() {
   static const std::vector<Case> c{
       {2, 3, 64, true, false, 0},  {1, 1, 8, false, true, 0},   {2, 70, 40, true, true, 0},  {3, 5, 12, false, false, 0},
@@ -229,6 +315,15 @@ TEST(AdaLNGpu, GatedLayerNormModulateMatchesTheTwoKernels) {
   for (const Case& k : cases()) {
     check_gated_layernorm_modulate<float>(k, seed += 10);
     check_gated_layernorm_modulate<bf16>(k, seed += 10);
+  }
+}
+
+TEST(AdaLNGpu, GatedLayerNormModulateBackwardMatchesCpuAndTheTwoKernels) {
+  DRWKV_REQUIRE_GPU();
+  uint64_t seed = 1300;
+  for (const Case& k : cases()) {
+    check_gated_layernorm_modulate_backward<float>(k, seed += 20);
+    check_gated_layernorm_modulate_backward<bf16>(k, seed += 20);
   }
 }
 
