@@ -336,22 +336,26 @@ Variable receptance_gated_residual(const Variable& h, const Variable& r, const V
   return gated_residual_op(h, r, y, mod, gate_chunk, sample_scale, nullptr);
 }
 
-std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& h, const Variable& y,
-                                                                const Variable& mod, int gate_chunk,
-                                                                const Tensor& sample_scale, const Variable& ln_weight,
-                                                                const Variable& ln_bias, double eps, int shift_chunk,
-                                                                int scale_chunk, DType out_dtype,
-                                                                RecomputedPtr h1_again) {
-  const GatedArgs g = gated_args(h, Variable(), y, mod, gate_chunk, sample_scale);
+namespace {
+// The fused forward's checked operands and launch: x (and mean, rstd) always, h1 when `h1v` is defined.
+struct GatedLnArgs {
+  GatedArgs g;
+  LnModArgs l;
+};
+GatedLnArgs gated_ln_args(const Variable& h, const Variable& y, const Variable& mod, int gate_chunk,
+                          const Tensor& sample_scale, const Variable& ln_weight, const Variable& ln_bias,
+                          int shift_chunk, int scale_chunk, DType out_dtype) {
+  GatedLnArgs a{gated_args(h, Variable(), y, mod, gate_chunk, sample_scale),
+                // the norm's operands, checked as layernorm_modulate checks them (its h is h1: h's shape and dtype)
+                ln_mod_args(h, ln_weight, ln_bias, mod, shift_chunk, scale_chunk)};
+  DRWKV_ASSERT(a.g.yv.dtype() == out_dtype, "gated_residual_layernorm_modulate: y %s, expected the norm output's %s",
+               describe(a.g.yv).c_str(), dname(out_dtype).c_str());
+  return a;
+}
+void launch_gated_ln_forward(const GatedLnArgs& a, const Tensor& h1v, const Tensor& x, const Tensor& mean,
+                             const Tensor& rstd, int gate_chunk, int shift_chunk, int scale_chunk, double eps) {
+  const GatedArgs& g = a.g;
   const int64_t B = g.B, T = g.T, C = g.C, ms = g.mv.size(1);
-  const Device dev = g.hv.device();
-  Tensor h1v = Tensor::empty(g.hv.shape(), g.hv.dtype(), dev);
-  Tensor x = Tensor::empty(g.hv.shape(), out_dtype, dev);
-  Tensor mean = Tensor::empty(Shape{B * T}, g.acc, dev), rstd = Tensor::empty(Shape{B * T}, g.acc, dev);
-  // the norm's operands, checked as layernorm_modulate checks them (its h is h1: h's shape and dtype)
-  const LnModArgs l = ln_mod_args(h, ln_weight, ln_bias, mod, shift_chunk, scale_chunk);
-  DRWKV_ASSERT(g.yv.dtype() == out_dtype, "gated_residual_layernorm_modulate: y %s, expected the norm output's %s",
-               describe(g.yv).c_str(), dname(out_dtype).c_str());
   dispatch_pair(g.hv.dtype(), g.yv.dtype(), [&](auto th, auto ty) {
     using TH = decltype(th);
     using TY = decltype(ty);
@@ -359,37 +363,53 @@ std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& 
     const A* m = ptr<A>(g.mv);
     DRWKV_OPS_LAUNCH2(g.hv, TH, TY, gated_residual_layernorm_modulate_forward, ptr<TH>(h1v), ptr<TY>(x),
                       ptr<A>(mean), ptr<A>(rstd), ptr<TH>(g.hv), ptr<TY>(g.yv), m + gate_chunk * C, ptr<A>(g.ss),
-                      ptr<A>(l.wv), ptr<A>(l.bv), m + shift_chunk * C, m + scale_chunk * C, ms, B, T, C, eps);
+                      ptr<A>(a.l.wv), ptr<A>(a.l.bv), m + shift_chunk * C, m + scale_chunk * C, ms, B, T, C, eps);
   });
-  // one node for both outputs, so that the backward too is one kernel (the norm's backward forms the
-  // row of dh1 that the residual's backward reads)
+}
+}  // namespace
+
+std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& h, const Variable& y,
+                                                                const Variable& mod, int gate_chunk,
+                                                                const Tensor& sample_scale, const Variable& ln_weight,
+                                                                const Variable& ln_bias, double eps, int shift_chunk,
+                                                                int scale_chunk, DType out_dtype) {
+  const GatedLnArgs a = gated_ln_args(h, y, mod, gate_chunk, sample_scale, ln_weight, ln_bias, shift_chunk,
+                                      scale_chunk, out_dtype);
+  const GatedArgs& g = a.g;
+  const Device dev = g.hv.device();
+  Tensor h1v = Tensor::empty(g.hv.shape(), g.hv.dtype(), dev);
+  Tensor x = Tensor::empty(g.hv.shape(), out_dtype, dev);
+  Tensor mean = Tensor::empty(Shape{g.B * g.T}, g.acc, dev), rstd = Tensor::empty(Shape{g.B * g.T}, g.acc, dev);
+  launch_gated_ln_forward(a, h1v, x, mean, rstd, gate_chunk, shift_chunk, scale_chunk, eps);
+  // One node for both outputs, so that the backward too is one kernel: the norm's backward forms each row
+  // of dh1 that the residual's backward reads. It keeps h (the block input, kept anyway), not h1: the
+  // kernel forms h1 again from h and y, which the residual's backward reads anyway.
   std::vector<Variable> outs = make_results(
       {h1v, x}, "gated_residual_layernorm_modulate", {h, y, mod, ln_weight, ln_bias},
-      [saved = SavedInput(h1v, std::move(h1_again)), yv = g.yv, mv = g.mv, ss = g.ss, wv = l.wv, bv = l.bv, mean,
-       rstd, gate_chunk, shift_chunk, scale_chunk, acc = g.acc](BackwardContext& ctx) {
+      [hv = g.hv, yv = g.yv, mv = g.mv, ss = g.ss, wv = a.l.wv, bv = a.l.bv, mean, rstd, gate_chunk, shift_chunk,
+       scale_chunk, acc = g.acc](BackwardContext& ctx) {
         const int64_t B = yv.size(0), T = yv.size(1), C = yv.size(2), ms = mv.size(1);
         Tensor dx = ctx.grad_output_or_zeros(1).contiguous();
-        const Tensor h1 = saved.get().contiguous();
         // dh1: the gradient h1 received from its other consumers, completed in place (or fresh)
         Tensor dh1 = ctx.grad_output_to_modify(0);
         const bool accumulate = dh1.defined();
-        if (!accumulate) dh1 = Tensor::empty(h1.shape(), h1.dtype(), h1.device());
+        if (!accumulate) dh1 = Tensor::empty(hv.shape(), hv.dtype(), hv.device());
         // dy into the engine's buffer when it fits, else a fresh one (y's gradient is always formed: dh1 is)
         GradBuffer gy = grad_buffer(ctx, 1, yv.dtype());
         Tensor dy = gy.used ? gy.buf : Tensor::empty(yv.shape(), yv.dtype(), yv.device());
         GradBuffer gm = grad_buffer(ctx, 2, acc), gw = grad_buffer(ctx, 3, acc), gb = grad_buffer(ctx, 4, acc);
         Tensor dm = gm.used ? gm.adding() : Tensor(), dw = gw.used ? gw.adding() : Tensor();
         Tensor db = gb.used ? gb.adding() : Tensor();
-        Tensor ws = workspace(h1, kernels::gated_residual_layernorm_modulate_backward_workspace(B, T, C), acc);
-        dispatch_pair(h1.dtype(), yv.dtype(), [&](auto th, auto ty) {
+        Tensor ws = workspace(hv, kernels::gated_residual_layernorm_modulate_backward_workspace(B, T, C), acc);
+        dispatch_pair(hv.dtype(), yv.dtype(), [&](auto th, auto ty) {
           using TH = decltype(th);
           using TY = decltype(ty);
           using A = acc_t<TH>;
           A* d = ptr<A>(dm);
           const A* m = ptr<A>(mv);
-          DRWKV_OPS_LAUNCH2(h1, TH, TY, gated_residual_layernorm_modulate_backward, ptr<TH>(dh1), ptr<TY>(dy),
+          DRWKV_OPS_LAUNCH2(hv, TH, TY, gated_residual_layernorm_modulate_backward, ptr<TH>(dh1), ptr<TY>(dy),
                             d ? d + gate_chunk * C : nullptr, ptr<A>(dw), ptr<A>(db), d ? d + shift_chunk * C : nullptr,
-                            d ? d + scale_chunk * C : nullptr, ptr<TY>(dx), ptr<TH>(h1), ptr<A>(mean), ptr<A>(rstd),
+                            d ? d + scale_chunk * C : nullptr, ptr<TY>(dx), ptr<TH>(hv), ptr<A>(mean), ptr<A>(rstd),
                             ptr<TY>(yv), m + gate_chunk * C, ptr<A>(ss), ptr<A>(wv), ptr<A>(bv), m + scale_chunk * C,
                             ms, B, T, C, accumulate, gy.used && gy.accumulate, ptr<A>(ws));
         });
@@ -400,6 +420,19 @@ std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& 
         if (ctx.needs(0)) ctx.add(0, dh1);  // the residual path passes h1's gradient through to h
       });
   return {outs[0], outs[1]};
+}
+
+Tensor gated_layernorm_modulate_value(const Tensor& h, const Tensor& y, const Tensor& mod, int gate_chunk,
+                                      const Tensor& sample_scale, const Tensor& ln_weight, const Tensor& ln_bias,
+                                      double eps, int shift_chunk, int scale_chunk, DType out_dtype) {
+  auto var = [](const Tensor& t) { return t.defined() ? Variable(t) : Variable(); };
+  const GatedLnArgs a = gated_ln_args(Variable(h), Variable(y), Variable(mod), gate_chunk, sample_scale,
+                                      var(ln_weight), var(ln_bias), shift_chunk, scale_chunk, out_dtype);
+  const Device dev = a.g.hv.device();
+  Tensor x = Tensor::empty(a.g.hv.shape(), out_dtype, dev);
+  Tensor mean = Tensor::empty(Shape{a.g.B * a.g.T}, a.g.acc, dev), rstd = Tensor::empty(mean.shape(), a.g.acc, dev);
+  launch_gated_ln_forward(a, Tensor(), x, mean, rstd, gate_chunk, shift_chunk, scale_chunk, eps);
+  return x;
 }
 
 // ---- sigmoid gate --------------------------------------------------------------------------------------

@@ -36,17 +36,21 @@ Variable gated_residual(const Variable& h, const Variable& y, const Variable& mo
                         const Tensor& sample_scale = Tensor(), RecomputedPtr y_again = nullptr);
 
 // {h1, x}: h1 = gated_residual(h, y, mod, gate_chunk, sample_scale) and x = layernorm_modulate(h1,
-// ln_weight, ln_bias, eps, mod, shift_chunk, scale_chunk, out_dtype, h1_again) with both values from one
-// kernel that reads h and y once and never reads h1 back (the spatial residual update and the channel
-// mix's norm); the values are bitwise those of the two ops. One node: its backward is one kernel too,
-// the norm's backward forming each row of h1's gradient and the residual's reading it from registers
-// (gradients equal to the two ops' up to the order of the gate gradient's sums). y must be of out_dtype.
+// ln_weight, ln_bias, eps, mod, shift_chunk, scale_chunk, out_dtype) with both values from one kernel
+// that reads h and y once and never reads h1 back (the spatial residual update and the channel mix's
+// norm); the values are bitwise those of the two ops. One node, whose backward is one kernel too: the
+// norm's backward forms each row of h1's gradient and the residual's reads it from registers. It keeps
+// h and y, not h1 (formed again in the kernel, bitwise): h1 is freed once its other consumers have run.
+// Gradients equal the two ops' up to the order of the gate gradient's sums. y must be of out_dtype.
 std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& h, const Variable& y,
                                                                 const Variable& mod, int gate_chunk,
                                                                 const Tensor& sample_scale, const Variable& ln_weight,
                                                                 const Variable& ln_bias, double eps, int shift_chunk,
-                                                                int scale_chunk, DType out_dtype,
-                                                                RecomputedPtr h1_again = nullptr);
+                                                                int scale_chunk, DType out_dtype);
+// The x of gated_residual_layernorm_modulate without a graph and without writing h1 (recomputation).
+Tensor gated_layernorm_modulate_value(const Tensor& h, const Tensor& y, const Tensor& mod, int gate_chunk,
+                                      const Tensor& sample_scale, const Tensor& ln_weight, const Tensor& ln_bias,
+                                      double eps, int shift_chunk, int scale_chunk, DType out_dtype);
 
 // h + s_b · mod[gate_chunk] ⊙ σ(r) ⊙ y: the channel mix's receptance gate (MODEL.md §1.9) fused into its
 // gated residual (r like y: branch dtype, same shape). Equal to gated_residual(h, sigmoid_mul(r, y), …)

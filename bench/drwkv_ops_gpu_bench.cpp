@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
                           C, 1e-5, s);
                     }),
                     N4 + N2 + N4 + N2});
-    // and its backward in one pass: dx (bf16), h1, dh1 (accumulated) and y read; dh1 and dy written
+    // and its backward in one pass: dx (bf16), h, dh1 (accumulated) and y read; dh1 and dy written
     Tensor wsf = Tensor::empty(Shape{kernels::gated_residual_layernorm_modulate_backward_workspace(B, T, C)},
                                DType::F32, kGpu);
     rows.push_back({"gated_residual+layernorm_modulate", C, "backward", time([&] {

@@ -11,9 +11,9 @@
 // statistics and B·⌈T/64⌉·2C·4 of partials. gated_residual forward reads h, y and writes out: 10N (with the
 // receptance r: 12N); backward reads dout, y and writes dy: 8N (with r: reads r, writes dr, 12N).
 // gated_residual_layernorm_modulate: forward 12N (the LayerNorm kernel with a gated-residual prologue);
-// backward 16N with accumulation (the LayerNorm backward kernel with a gated-residual epilogue that
-// takes each row of dh1 from registers, in blocks of ≤ 512 threads; rows wider than 2048 channels run
-// the two kernels, 22N).
+// backward 16N with accumulation (the LayerNorm backward kernel forming each row of h1 from h and y and
+// with a gated-residual epilogue that takes the row of dh1 from registers, in blocks of ≤ 512 threads;
+// rows wider than 2048 channels form h1 in the workspace and run the two kernels).
 #include <initializer_list>
 #include <type_traits>
 
@@ -115,8 +115,8 @@ __global__ void __launch_bounds__(1024) ln_modulate_forward_kernel(
         float yv[VW];
         load_chunk<VW, VEC>(gi.y + row * C, c0, C, yv);
 #pragma unroll
-        for (int j = 0; j < VW; ++j) hv[j] += gv[j] * yv[j];  // the gated residual's expression (one FMA)
-        store_chunk<VW, VEC>(gi.h1 + row * C, c0, C, hv);
+        for (int j = 0; j < VW; ++j) hv[j] = fmaf(gv[j], yv[j], hv[j]);  // the gated residual's expression
+        if (gi.h1) store_chunk<VW, VEC>(gi.h1 + row * C, c0, C, hv);
       }
     } else {
 #pragma unroll
@@ -165,7 +165,8 @@ template <typename TY> struct GatedGrad {
 constexpr int kLnBackwardThreads(bool gated) { return gated ? 512 : 1024; }
 
 // dh for the block's rows; partial[b][token block][0 / 1][c] = Σ dy, Σ dy · x̂ over the block's rows.
-// G: with the gated-residual epilogue (`gg`; dh must not be null).
+// G: h is the gated residual's input, the normalised row is h + s_b·gate_b ⊙ y (formed as the forward
+// formed it), and the gated-residual epilogue runs (`gg`; dh must not be null).
 template <typename TH, typename TY, int VW, bool VEC, bool G = false>
 __global__ void __launch_bounds__(kLnBackwardThreads(G)) ln_modulate_backward_kernel(
     TH* __restrict__ dh, float* __restrict__ partial, const TY* __restrict__ dy, const TH* __restrict__ h,
@@ -231,6 +232,9 @@ __global__ void __launch_bounds__(kLnBackwardThreads(G)) ln_modulate_backward_ke
 #pragma unroll
         for (int j = 0; j < VW; ++j) out[j] = 0.f;
       }
+      if constexpr (G)  // h1 formed again from h, exactly as the forward's prologue formed it
+#pragma unroll
+        for (int j = 0; j < VW; ++j) hv[j] = fmaf(gv[j], yv[j], hv[j]);
 #pragma unroll
       for (int j = 0; j < VW; ++j) xh[j] = (VEC || c0 + j < C) ? (hv[j] - mu) * rs : 0.f;
     } else {
@@ -608,20 +612,23 @@ void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbi
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_backward_cuda(
     TH* dh1, TY* dy, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift, acc_t<TH>* dscale,
-    const TY* dx, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd, const TY* y, const acc_t<TH>* gate,
+    const TY* dx, const TH* h, const acc_t<TH>* mean, const acc_t<TH>* rstd, const TY* y, const acc_t<TH>* gate,
     const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias, const acc_t<TH>* scale,
     int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, bool accumulate, bool accumulate_dy,
     acc_t<TH>* workspace, StreamHandle s) {
   check_args(batch, tokens, C, mod_stride);
   DRWKV_ASSERT(dh1 && dy, "gated_residual_layernorm_modulate_backward_cuda: dh1 and dy are required");
   if (batch * tokens == 0) return;
-  if (C > kLnBackwardThreads(true) * 4) {  // rows wider than the fused kernel's blocks: the two kernels
+  static_assert(kGatedLayerNormBackwardFusedC <= kLnBackwardThreads(true) * 4, "every chunk width fits");
+  if (C > kGatedLayerNormBackwardFusedC) {  // rows wider than the fused kernel's blocks: h1, then the two kernels
+    DRWKV_ASSERT(workspace, "gated_residual_layernorm_modulate_backward_cuda: no workspace");
+    float* gated_ws = workspace + layernorm_modulate_workspace(batch, tokens, C);
+    TH* h1 = reinterpret_cast<TH*>(gated_ws + gated_residual_workspace(batch, tokens, C));
+    gated_residual_forward_cuda<TH, TY>(h1, h, y, nullptr, gate, mod_stride, sample_scale, batch, tokens, C, s);
     layernorm_modulate_backward_cuda<TH, TY>(dh1, dweight, dbias, dshift, dscale, dx, h1, mean, rstd, weight, bias,
                                              scale, mod_stride, batch, tokens, C, accumulate, workspace, s);
     gated_residual_backward_cuda<TH, TY>(dy, nullptr, dgate, dh1, y, nullptr, gate, mod_stride, sample_scale, batch,
-                                         tokens, C, accumulate_dy,
-                                         workspace ? workspace + layernorm_modulate_workspace(batch, tokens, C) : nullptr,
-                                         s);
+                                         tokens, C, accumulate_dy, gated_ws, s);
     return;
   }
   GatedGrad<TY> gg;
@@ -630,7 +637,7 @@ void gated_residual_layernorm_modulate_backward_cuda(
   gg.gate = gate;
   gg.sample_scale = sample_scale;
   gg.accumulate = accumulate_dy;
-  launch_ln_modulate_backward<true>(dh1, dweight, dbias, dshift, dscale, dx, h1, mean, rstd, weight, bias, scale,
+  launch_ln_modulate_backward<true>(dh1, dweight, dbias, dshift, dscale, dx, h, mean, rstd, weight, bias, scale,
                                     mod_stride, batch, tokens, C, accumulate, workspace, gg, dgate, s);
 }
 

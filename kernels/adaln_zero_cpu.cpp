@@ -23,7 +23,8 @@ int64_t layernorm_modulate_workspace(int64_t batch, int64_t tokens, int64_t C) {
 }
 int64_t gated_residual_workspace(int64_t batch, int64_t tokens, int64_t C) { return batch * token_blocks(tokens) * C; }
 int64_t gated_residual_layernorm_modulate_backward_workspace(int64_t batch, int64_t tokens, int64_t C) {
-  return layernorm_modulate_workspace(batch, tokens, C) + gated_residual_workspace(batch, tokens, C);
+  return layernorm_modulate_workspace(batch, tokens, C) + gated_residual_workspace(batch, tokens, C) +
+         (C > kGatedLayerNormBackwardFusedC ? batch * tokens * C : 0);  // h1 of the two-kernel path
 }
 
 template <typename TH, typename TY>
@@ -161,22 +162,30 @@ void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* x, acc_t<TH>* mea
                                                    const acc_t<TH>* weight, const acc_t<TH>* bias,
                                                    const acc_t<TH>* shift, const acc_t<TH>* scale, int64_t mod_stride,
                                                    int64_t batch, int64_t tokens, int64_t C, double eps) {
+  std::vector<TH> own;  // h1 when the caller does not want it
+  if (!h1) {
+    own.resize(static_cast<size_t>(batch * tokens * C));
+    h1 = own.data();
+  }
   gated_residual_forward_cpu<TH, TY>(h1, h, y, nullptr, gate, mod_stride, sample_scale, batch, tokens, C);
   layernorm_modulate_forward_cpu<TH, TY>(x, mean, rstd, h1, weight, bias, shift, scale, mod_stride, batch, tokens, C,
                                          eps);
 }
 
-// The two CPU backwards in sequence (the oracle of the fused CUDA kernel).
+// The two CPU backwards in sequence, on h1 formed again by the forward's function (the oracle of the
+// fused CUDA kernel).
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_backward_cpu(
     TH* dh1, TY* dy, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift, acc_t<TH>* dscale,
-    const TY* dx, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd, const TY* y, const acc_t<TH>* gate,
+    const TY* dx, const TH* h, const acc_t<TH>* mean, const acc_t<TH>* rstd, const TY* y, const acc_t<TH>* gate,
     const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias, const acc_t<TH>* scale,
     int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, bool accumulate, bool accumulate_dy,
     acc_t<TH>* /*workspace*/) {
   DRWKV_ASSERT(dh1 && dy, "gated_residual_layernorm_modulate_backward: dh1 and dy are required");
-  layernorm_modulate_backward_cpu<TH, TY>(dh1, dweight, dbias, dshift, dscale, dx, h1, mean, rstd, weight, bias, scale,
-                                          mod_stride, batch, tokens, C, accumulate, nullptr);
+  std::vector<TH> h1(static_cast<size_t>(batch * tokens * C));
+  gated_residual_forward_cpu<TH, TY>(h1.data(), h, y, nullptr, gate, mod_stride, sample_scale, batch, tokens, C);
+  layernorm_modulate_backward_cpu<TH, TY>(dh1, dweight, dbias, dshift, dscale, dx, h1.data(), mean, rstd, weight, bias,
+                                          scale, mod_stride, batch, tokens, C, accumulate, nullptr);
   gated_residual_backward_cpu<TH, TY>(dy, nullptr, dgate, dh1, y, nullptr, gate, mod_stride, sample_scale, batch,
                                       tokens, C, accumulate_dy, nullptr);
 }

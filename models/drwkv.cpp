@@ -189,9 +189,11 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   // exists only inside its gated residual (receptance_gated_residual): never stored, never recomputed.
   // The squared-ReLU activation is kept instead of its pre-activation: its derivative 2·√y needs only
   // the activation, which the next GEMM keeps for its weight gradient.
+  // The spatial residual h1 (f32) is not kept: the backward of the op that forms it with the channel
+  // norm forms it again from the block input and the W_o output, which it reads anyway.
   // With `recompute` (set_recompute_elementwise) the elementwise results that backward needs are not
   // kept either but recomputed from the block input and the GEMM outputs (autograd/recompute.h): the
-  // LayerNorm-modulate outputs x1, x2 and the spatial residual h1. σ(r)·z is kept: recomputing it needs
+  // LayerNorm-modulate outputs x1, x2. σ(r)·z is kept: recomputing it needs
   // a Bi-WKV forward, which costs about what checkpointing whole blocks does per byte saved (H/2: 2.9 ms
   // for 1.2 GiB), so model.checkpoint_blocks is the knob beyond this one.
   // Numbers: the consumers of each recomputed value (its backward closures and other recomputations).
@@ -219,21 +221,15 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   // σ(r) ⊙ z is kept (W_o's weight gradient and the gate's backward both read it); z is not
   Variable att = linear(sigmoid_mul(r, z), p(b.w_o));
   // the spatial residual and the channel mix's norm (MODEL.md §1.9) from one kernel, in the forward and
-  // in their recomputation
-  RecomputedPtr h1_again, x2_again;
-  if (recompute) {
-    auto both = std::make_shared<Recomputed>(
+  // in the recomputation of x2; h1 is never kept (their backward forms it again from h and att)
+  RecomputedPtr x2_again;
+  if (recompute)
+    x2_again = recomputed(
         [hv = h.value(), av = att.value(), modv, drop1, wv = p(b.ln2_w).value(), bv = p(b.ln2_b).value(), branch] {
-          auto [h1v, x2v] = gated_residual_layernorm_modulate(Variable(hv), Variable(av), Variable(modv), 2, drop1,
-                                                              Variable(wv), Variable(bv), 1e-5, 3, 4, branch);
-          return std::vector<Tensor>{h1v.value(), x2v.value()};
+          return gated_layernorm_modulate_value(hv, av, modv, 2, drop1, wv, bv, 1e-5, 3, 4, branch);
         },
-        2);  // the two below, once each
-    h1_again = recomputed([both] { return both->get(0); }, 1);  // LayerNorm-modulate's backward
-    x2_again = recomputed([both] { return both->get(1); }, 2);  // the q-shift's backward and the mixes
-  }
-  auto [h1, x2] = gated_residual_layernorm_modulate(h, att, mod, 2, drop1, p(b.ln2_w), p(b.ln2_b), 1e-5, 3, 4, branch,
-                                                    h1_again);
+        2);  // the q-shift's backward and the mixes
+  auto [h1, x2] = gated_residual_layernorm_modulate(h, att, mod, 2, drop1, p(b.ln2_w), p(b.ln2_b), 1e-5, 3, 4, branch);
   std::vector<Variable> ffn_mus = {p(b.cmu_k), p(b.cmu_r)};
   std::vector<Variable> kr = qshift_mix(x2, ffn_mus, G, G, x2_again);
   auto fmixes = recompute_mixes(x2, ffn_mus, G, 2, x2_again);

@@ -178,7 +178,13 @@ void check_gated_layernorm_modulate(const Case& k, uint64_t seed) {
   gated_residual_layernorm_modulate_forward_cuda<float, TY>(p<float>(fh1), p<TY>(fx), p<float>(fmean), p<float>(frstd),
                                                             p<float>(h), p<TY>(y), m + 2 * C, p<float>(ss), wg, bg,
                                                             m + 3 * C, m + 4 * C, ms, B, T, C, 1e-5, stream());
+  // x alone (h1 not written: the recomputation)
+  Tensor ox = testing::poisoned(Shape{B, T, C}, ty, kGpu), omean = stats(), orstd = stats();
+  gated_residual_layernorm_modulate_forward_cuda<float, TY>(nullptr, p<TY>(ox), p<float>(omean), p<float>(orstd),
+                                                            p<float>(h), p<TY>(y), m + 2 * C, p<float>(ss), wg, bg,
+                                                            m + 3 * C, m + 4 * C, ms, B, T, C, 1e-5, stream());
   const testing::Tolerance exact{0, 0};
+  EXPECT_TENSORS_CLOSE(ox, x, exact, what + " x without h1 (bitwise)", seed);
   EXPECT_TENSORS_CLOSE(fh1, h1, exact, what + " h1 (bitwise)", seed);
   EXPECT_TENSORS_CLOSE(fx, x, exact, what + " x (bitwise)", seed);
   EXPECT_TENSORS_CLOSE(fmean, mean, exact, what + " mean (bitwise)", seed);
@@ -196,9 +202,10 @@ void check_gated_layernorm_modulate(const Case& k, uint64_t seed) {
   EXPECT_TENSORS_CLOSE(fx, x64, testing::tolerance_for(ty), what + " x", seed);
 }
 
-// The fused backward of gated_residual_layernorm_modulate against the f64 CPU composition of the two
-// backwards, with and without accumulation into dh1 and dy, drop-path scales and affine; dh1 and dy
-// bitwise those of the two CUDA kernels (rows wider than 2048 channels take that path).
+// The fused backward of gated_residual_layernorm_modulate (from h: it forms h1 again) against the f64 CPU
+// composition of the two backwards, with and without accumulation into dh1 and dy, drop-path scales and
+// affine; dh1 and dy bitwise those of the two CUDA kernels run on the h1 of the fused forward (rows wider
+// than 2048 channels take the two-kernel path).
 template <typename TY>
 void check_gated_layernorm_modulate_backward(const Case& k, uint64_t seed) {
   const DType ty = dtype_v<TY>;
@@ -207,7 +214,7 @@ void check_gated_layernorm_modulate_backward(const Case& k, uint64_t seed) {
                            std::to_string(C) + (k.affine ? " affine" : "") + (k.accumulate ? " acc" : "") + " pad " +
                            std::to_string(k.stride_pad) + " " + std::string(dtype_name(ty));
   const Shape rows{B, T, C};
-  Tensor h1 = random_uniform_via_f32(rows, DType::F32, kGpu, seed, -2, 3);
+  Tensor h = random_uniform_via_f32(rows, DType::F32, kGpu, seed, -2, 3);
   Tensor y = random_uniform_via_f32(rows, ty, kGpu, seed + 1);
   Tensor dx = random_uniform_via_f32(rows, ty, kGpu, seed + 2);
   Tensor w = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 3, 0.5, 1.5);
@@ -219,11 +226,6 @@ void check_gated_layernorm_modulate_backward(const Case& k, uint64_t seed) {
   const float* wg = k.affine ? p<float>(w) : nullptr;
   const float* bg = k.affine ? p<float>(bias) : nullptr;
   const float* m = p<float>(mod);
-  // the statistics the forward saves
-  Tensor x = Tensor::empty(rows, ty, kGpu), mean = Tensor::empty(Shape{B * T}, DType::F32, kGpu),
-         rstd = Tensor::empty(Shape{B * T}, DType::F32, kGpu);
-  layernorm_modulate_forward_cuda<float, TY>(p<TY>(x), p<float>(mean), p<float>(rstd), p<float>(h1), wg, bg, m + 3 * C,
-                                             m + 4 * C, ms, B, T, C, 1e-5, stream());
   Tensor dh1_in = random_uniform_via_f32(rows, DType::F32, kGpu, seed + 6);
   Tensor dy_in = random_uniform_via_f32(rows, ty, kGpu, seed + 7);
   Tensor dmod_in = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 8);
@@ -232,10 +234,16 @@ void check_gated_layernorm_modulate_backward(const Case& k, uint64_t seed) {
   for (const bool scaled : {false, true}) {
     const std::string at = what + (scaled ? " scaled" : "");
     const float* sg = scaled ? p<float>(ss) : nullptr;
+    // the forward: h1 and the statistics it saves
+    Tensor h1 = Tensor::empty(rows, DType::F32, kGpu), x = Tensor::empty(rows, ty, kGpu);
+    Tensor mean = Tensor::empty(Shape{B * T}, DType::F32, kGpu), rstd = Tensor::empty(Shape{B * T}, DType::F32, kGpu);
+    gated_residual_layernorm_modulate_forward_cuda<float, TY>(p<float>(h1), p<TY>(x), p<float>(mean), p<float>(rstd),
+                                                              p<float>(h), p<TY>(y), m + 2 * C, sg, wg, bg, m + 3 * C,
+                                                              m + 4 * C, ms, B, T, C, 1e-5, stream());
     auto start = [&](const Tensor& given, DType dt, bool acc) {
       return acc ? given.clone() : testing::poisoned(given.shape(), dt, kGpu);
     };
-    // fused
+    // fused, from h
     Tensor dh1 = start(dh1_in, DType::F32, k.accumulate), dy = start(dy_in, ty, k.accumulate);
     Tensor dmod = dmod_in.clone(), dw = dw_in.clone(), db = db_in.clone();
     Tensor ws = Tensor::empty(Shape{gated_residual_layernorm_modulate_backward_workspace(B, T, C)}, DType::F32, kGpu);
@@ -243,9 +251,9 @@ void check_gated_layernorm_modulate_backward(const Case& k, uint64_t seed) {
     float* dm = p<float>(dmod);
     gated_residual_layernorm_modulate_backward_cuda<float, TY>(
         p<float>(dh1), p<TY>(dy), dm + 2 * C, k.affine ? p<float>(dw) : nullptr, k.affine ? p<float>(db) : nullptr,
-        dm + 3 * C, dm + 4 * C, p<TY>(dx), p<float>(h1), p<float>(mean), p<float>(rstd), p<TY>(y), m + 2 * C, sg, wg, bg,
+        dm + 3 * C, dm + 4 * C, p<TY>(dx), p<float>(h), p<float>(mean), p<float>(rstd), p<TY>(y), m + 2 * C, sg, wg, bg,
         m + 4 * C, ms, B, T, C, k.accumulate, k.accumulate, p<float>(ws), stream());
-    // the two CUDA kernels
+    // the two CUDA kernels, on the kept h1
     Tensor dh1_2 = start(dh1_in, DType::F32, k.accumulate), dy_2 = start(dy_in, ty, k.accumulate);
     Tensor dmod_2 = dmod_in.clone(), dw_2 = dw_in.clone(), db_2 = db_in.clone();
     float* dm2 = p<float>(dmod_2);
@@ -262,13 +270,13 @@ void check_gated_layernorm_modulate_backward(const Case& k, uint64_t seed) {
     Tensor dh164 = k.accumulate ? to_f64(dh1_in) : Tensor::empty(rows, DType::F64);
     Tensor dy64 = k.accumulate ? to_f64(dy_in) : Tensor::empty(rows, DType::F64);
     Tensor dmod64 = to_f64(dmod_in), dw64 = to_f64(dw_in), db64 = to_f64(db_in);
-    Tensor h164 = to_f64(h1), y64 = to_f64(y), dx64 = to_f64(dx), mod64 = to_f64(mod), ss64 = to_f64(ss);
+    Tensor h64 = to_f64(h), y64 = to_f64(y), dx64 = to_f64(dx), mod64 = to_f64(mod), ss64 = to_f64(ss);
     Tensor w64 = to_f64(w), b64 = to_f64(bias), mean64 = to_f64(mean), rstd64 = to_f64(rstd);
     double* dm64 = p<double>(dmod64);
     const double* m64 = p<double>(mod64);
     gated_residual_layernorm_modulate_backward_cpu<double, double>(
         p<double>(dh164), p<double>(dy64), dm64 + 2 * C, k.affine ? p<double>(dw64) : nullptr,
-        k.affine ? p<double>(db64) : nullptr, dm64 + 3 * C, dm64 + 4 * C, p<double>(dx64), p<double>(h164),
+        k.affine ? p<double>(db64) : nullptr, dm64 + 3 * C, dm64 + 4 * C, p<double>(dx64), p<double>(h64),
         p<double>(mean64), p<double>(rstd64), p<double>(y64), m64 + 2 * C, scaled ? p<double>(ss64) : nullptr,
         k.affine ? p<double>(w64) : nullptr, k.affine ? p<double>(b64) : nullptr, m64 + 4 * C, ms, B, T, C,
         k.accumulate, k.accumulate, nullptr);

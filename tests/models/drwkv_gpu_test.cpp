@@ -106,7 +106,11 @@ TEST(DrwkvGpu, ElementwiseRecomputationGivesTheSameGradientsInLessMemory) {
   Result again = run(Device::cuda(0), DType::BF16, 41, true, batch);
   EXPECT_EQ(kept.out.to_vector<float>(), again.out.to_vector<float>());
   EXPECT_EQ(kept.grads.to_vector<float>(), again.grads.to_vector<float>()) << "recomputed values differ";
-  EXPECT_LT(double(again.peak_bytes), 0.85 * double(kept.peak_bytes))
+  // it drops the two LayerNorm-modulate outputs of every block (bf16 [batch, tokens, width] each); at
+  // least half of that must show in the peak
+  const DrwkvConfig c = tiny();
+  const double dropped = 2.0 * c.num_blocks() * batch * c.tokens() * c.width * 2;
+  EXPECT_LT(double(again.peak_bytes), double(kept.peak_bytes) - 0.5 * dropped)
       << "peak " << again.peak_bytes << " bytes with recomputation, " << kept.peak_bytes << " without";
 }
 
