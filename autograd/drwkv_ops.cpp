@@ -337,19 +337,21 @@ Variable receptance_gated_residual(const Variable& h, const Variable& r, const V
 }
 
 namespace {
-// The fused forward's checked operands and launch: x (and mean, rstd) always, h1 when `h1v` is defined.
+// The fused forward's checked operands: the residual's (r undefined for the plain one) and the norm's
+// (whose h is h1: h's shape and dtype; its mod may be another tensor with the same row stride).
 struct GatedLnArgs {
   GatedArgs g;
   LnModArgs l;
 };
-GatedLnArgs gated_ln_args(const Variable& h, const Variable& y, const Variable& mod, int gate_chunk,
+GatedLnArgs gated_ln_args(const Variable& h, const Variable& r, const Variable& y, const Variable& mod, int gate_chunk,
                           const Tensor& sample_scale, const Variable& ln_weight, const Variable& ln_bias,
-                          int shift_chunk, int scale_chunk, DType out_dtype) {
-  GatedLnArgs a{gated_args(h, Variable(), y, mod, gate_chunk, sample_scale),
-                // the norm's operands, checked as layernorm_modulate checks them (its h is h1: h's shape and dtype)
-                ln_mod_args(h, ln_weight, ln_bias, mod, shift_chunk, scale_chunk)};
-  DRWKV_ASSERT(a.g.yv.dtype() == out_dtype, "gated_residual_layernorm_modulate: y %s, expected the norm output's %s",
+                          const Variable& ln_mod, int shift_chunk, int scale_chunk, DType out_dtype) {
+  GatedLnArgs a{gated_args(h, r, y, mod, gate_chunk, sample_scale),
+                ln_mod_args(h, ln_weight, ln_bias, ln_mod, shift_chunk, scale_chunk)};
+  DRWKV_ASSERT(a.g.yv.dtype() == out_dtype, "%s_layernorm_modulate: y %s, expected the norm output's %s", a.g.name,
                describe(a.g.yv).c_str(), dname(out_dtype).c_str());
+  DRWKV_ASSERT(a.l.mv.size(1) == a.g.mv.size(1), "%s_layernorm_modulate: the norm's mod %s and the gate's %s differ in row length",
+               a.g.name, describe(a.l.mv).c_str(), describe(a.g.mv).c_str());
   return a;
 }
 void launch_gated_ln_forward(const GatedLnArgs& a, const Tensor& h1v, const Tensor& x, const Tensor& mean,
@@ -361,19 +363,20 @@ void launch_gated_ln_forward(const GatedLnArgs& a, const Tensor& h1v, const Tens
     using TY = decltype(ty);
     using A = acc_t<TH>;
     const A* m = ptr<A>(g.mv);
+    const A* lm = ptr<A>(a.l.mv);
     DRWKV_OPS_LAUNCH2(g.hv, TH, TY, gated_residual_layernorm_modulate_forward, ptr<TH>(h1v), ptr<TY>(x),
-                      ptr<A>(mean), ptr<A>(rstd), ptr<TH>(g.hv), ptr<TY>(g.yv), m + gate_chunk * C, ptr<A>(g.ss),
-                      ptr<A>(a.l.wv), ptr<A>(a.l.bv), m + shift_chunk * C, m + scale_chunk * C, ms, B, T, C, eps);
+                      ptr<A>(mean), ptr<A>(rstd), ptr<TH>(g.hv), ptr<TY>(g.yv), ptr<TY>(g.rv), m + gate_chunk * C,
+                      ptr<A>(g.ss), ptr<A>(a.l.wv), ptr<A>(a.l.bv), lm + shift_chunk * C, lm + scale_chunk * C, ms, B,
+                      T, C, eps);
   });
 }
-}  // namespace
 
-std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& h, const Variable& y,
-                                                                const Variable& mod, int gate_chunk,
-                                                                const Tensor& sample_scale, const Variable& ln_weight,
-                                                                const Variable& ln_bias, double eps, int shift_chunk,
-                                                                int scale_chunk, DType out_dtype) {
-  const GatedLnArgs a = gated_ln_args(h, y, mod, gate_chunk, sample_scale, ln_weight, ln_bias, shift_chunk,
+// The op of gated_residual_layernorm_modulate and receptance_gated_residual_layernorm_modulate.
+std::pair<Variable, Variable> gated_ln_op(const Variable& h, const Variable& r, const Variable& y, const Variable& mod,
+                                          int gate_chunk, const Tensor& sample_scale, const Variable& ln_weight,
+                                          const Variable& ln_bias, double eps, const Variable& ln_mod,
+                                          int shift_chunk, int scale_chunk, DType out_dtype) {
+  const GatedLnArgs a = gated_ln_args(h, r, y, mod, gate_chunk, sample_scale, ln_weight, ln_bias, ln_mod, shift_chunk,
                                       scale_chunk, out_dtype);
   const GatedArgs& g = a.g;
   const Device dev = g.hv.device();
@@ -382,52 +385,89 @@ std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& 
   Tensor mean = Tensor::empty(Shape{g.B * g.T}, g.acc, dev), rstd = Tensor::empty(Shape{g.B * g.T}, g.acc, dev);
   launch_gated_ln_forward(a, h1v, x, mean, rstd, gate_chunk, shift_chunk, scale_chunk, eps);
   // One node for both outputs, so that the backward too is one kernel: the norm's backward forms each row
-  // of dh1 that the residual's backward reads. It keeps h (the block input, kept anyway), not h1: the
-  // kernel forms h1 again from h and y, which the residual's backward reads anyway.
+  // of dh1 that the residual's backward reads. Without a receptance it keeps h (kept anyway: the block
+  // input), not h1, which the kernel forms again from h and y (read anyway); with one, h1 is the block's
+  // output, kept anyway as the next block's input.
+  const bool separate_ln_mod = ln_mod.impl() != mod.impl();
+  std::vector<Variable> inputs{h, y, mod, ln_weight, ln_bias};
+  if (r.defined()) inputs.push_back(r);
+  if (separate_ln_mod) inputs.push_back(ln_mod);
+  const int r_input = r.defined() ? 5 : -1, ln_mod_input = separate_ln_mod ? int(inputs.size()) - 1 : 2;
   std::vector<Variable> outs = make_results(
-      {h1v, x}, "gated_residual_layernorm_modulate", {h, y, mod, ln_weight, ln_bias},
-      [hv = g.hv, yv = g.yv, mv = g.mv, ss = g.ss, wv = a.l.wv, bv = a.l.bv, mean, rstd, gate_chunk, shift_chunk,
-       scale_chunk, acc = g.acc](BackwardContext& ctx) {
+      {h1v, x}, r.defined() ? "receptance_gated_residual_layernorm_modulate" : "gated_residual_layernorm_modulate",
+      inputs,
+      [rows = r.defined() ? h1v : g.hv, form_row = !r.defined(), yv = g.yv, rv = g.rv, mv = g.mv, lmv = a.l.mv,
+       ss = g.ss, wv = a.l.wv, bv = a.l.bv, mean, rstd, gate_chunk, shift_chunk, scale_chunk, r_input, ln_mod_input,
+       acc = g.acc](BackwardContext& ctx) {
         const int64_t B = yv.size(0), T = yv.size(1), C = yv.size(2), ms = mv.size(1);
         Tensor dx = ctx.grad_output_or_zeros(1).contiguous();
         // dh1: the gradient h1 received from its other consumers, completed in place (or fresh)
         Tensor dh1 = ctx.grad_output_to_modify(0);
         const bool accumulate = dh1.defined();
-        if (!accumulate) dh1 = Tensor::empty(hv.shape(), hv.dtype(), hv.device());
+        if (!accumulate) dh1 = Tensor::empty(rows.shape(), rows.dtype(), rows.device());
         // dy into the engine's buffer when it fits, else a fresh one (y's gradient is always formed: dh1 is)
         GradBuffer gy = grad_buffer(ctx, 1, yv.dtype());
         Tensor dy = gy.used ? gy.buf : Tensor::empty(yv.shape(), yv.dtype(), yv.device());
+        // dr into a buffer of its own, handed over after the kernel: r may be y itself
+        Tensor dr = r_input >= 0 && ctx.needs(r_input) ? Tensor::empty(yv.shape(), yv.dtype(), yv.device()) : Tensor();
         GradBuffer gm = grad_buffer(ctx, 2, acc), gw = grad_buffer(ctx, 3, acc), gb = grad_buffer(ctx, 4, acc);
+        GradBuffer glm = ln_mod_input != 2 ? grad_buffer(ctx, ln_mod_input, acc) : GradBuffer();
         Tensor dm = gm.used ? gm.adding() : Tensor(), dw = gw.used ? gw.adding() : Tensor();
         Tensor db = gb.used ? gb.adding() : Tensor();
-        Tensor ws = workspace(hv, kernels::gated_residual_layernorm_modulate_backward_workspace(B, T, C), acc);
-        dispatch_pair(hv.dtype(), yv.dtype(), [&](auto th, auto ty) {
+        Tensor dlm = ln_mod_input == 2 ? dm : glm.used ? glm.adding() : Tensor();
+        Tensor ws = workspace(rows, kernels::gated_residual_layernorm_modulate_backward_workspace(B, T, C), acc);
+        dispatch_pair(rows.dtype(), yv.dtype(), [&](auto th, auto ty) {
           using TH = decltype(th);
           using TY = decltype(ty);
           using A = acc_t<TH>;
           A* d = ptr<A>(dm);
+          A* dl = ptr<A>(dlm);
           const A* m = ptr<A>(mv);
-          DRWKV_OPS_LAUNCH2(hv, TH, TY, gated_residual_layernorm_modulate_backward, ptr<TH>(dh1), ptr<TY>(dy),
-                            d ? d + gate_chunk * C : nullptr, ptr<A>(dw), ptr<A>(db), d ? d + shift_chunk * C : nullptr,
-                            d ? d + scale_chunk * C : nullptr, ptr<TY>(dx), ptr<TH>(hv), ptr<A>(mean), ptr<A>(rstd),
-                            ptr<TY>(yv), m + gate_chunk * C, ptr<A>(ss), ptr<A>(wv), ptr<A>(bv), m + scale_chunk * C,
-                            ms, B, T, C, accumulate, gy.used && gy.accumulate, ptr<A>(ws));
+          DRWKV_OPS_LAUNCH2(rows, TH, TY, gated_residual_layernorm_modulate_backward, ptr<TH>(dh1), ptr<TY>(dy),
+                            ptr<TY>(dr), d ? d + gate_chunk * C : nullptr, ptr<A>(dw), ptr<A>(db),
+                            dl ? dl + shift_chunk * C : nullptr, dl ? dl + scale_chunk * C : nullptr, ptr<TY>(dx),
+                            form_row ? ptr<TH>(rows) : nullptr, form_row ? nullptr : ptr<TH>(rows), ptr<A>(mean),
+                            ptr<A>(rstd), ptr<TY>(yv), ptr<TY>(rv), m + gate_chunk * C, ptr<A>(ss), ptr<A>(wv),
+                            ptr<A>(bv), ptr<A>(lmv) + scale_chunk * C, ms, B, T, C, accumulate,
+                            gy.used && gy.accumulate, ptr<A>(ws));
         });
         gy.commit();
         gm.commit();
         gw.commit();
         gb.commit();
+        if (glm.used) glm.commit();
+        if (dr.defined()) ctx.add(r_input, dr);
         if (ctx.needs(0)) ctx.add(0, dh1);  // the residual path passes h1's gradient through to h
       });
   return {outs[0], outs[1]};
+}
+}  // namespace
+
+std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& h, const Variable& y,
+                                                                const Variable& mod, int gate_chunk,
+                                                                const Tensor& sample_scale, const Variable& ln_weight,
+                                                                const Variable& ln_bias, double eps, int shift_chunk,
+                                                                int scale_chunk, DType out_dtype) {
+  return gated_ln_op(h, Variable(), y, mod, gate_chunk, sample_scale, ln_weight, ln_bias, eps, mod, shift_chunk,
+                     scale_chunk, out_dtype);
+}
+
+std::pair<Variable, Variable> receptance_gated_residual_layernorm_modulate(
+    const Variable& h, const Variable& r, const Variable& y, const Variable& mod, int gate_chunk,
+    const Tensor& sample_scale, const Variable& ln_weight, const Variable& ln_bias, double eps, const Variable& ln_mod,
+    int shift_chunk, int scale_chunk, DType out_dtype) {
+  DRWKV_ASSERT(r.defined(), "receptance_gated_residual_layernorm_modulate: no receptance r");
+  return gated_ln_op(h, r, y, mod, gate_chunk, sample_scale, ln_weight, ln_bias, eps, ln_mod, shift_chunk,
+                     scale_chunk, out_dtype);
 }
 
 Tensor gated_layernorm_modulate_value(const Tensor& h, const Tensor& y, const Tensor& mod, int gate_chunk,
                                       const Tensor& sample_scale, const Tensor& ln_weight, const Tensor& ln_bias,
                                       double eps, int shift_chunk, int scale_chunk, DType out_dtype) {
   auto var = [](const Tensor& t) { return t.defined() ? Variable(t) : Variable(); };
-  const GatedLnArgs a = gated_ln_args(Variable(h), Variable(y), Variable(mod), gate_chunk, sample_scale,
-                                      var(ln_weight), var(ln_bias), shift_chunk, scale_chunk, out_dtype);
+  const Variable m(mod);
+  const GatedLnArgs a = gated_ln_args(Variable(h), Variable(), Variable(y), m, gate_chunk, sample_scale, var(ln_weight),
+                                      var(ln_bias), m, shift_chunk, scale_chunk, out_dtype);
   const Device dev = a.g.hv.device();
   Tensor x = Tensor::empty(a.g.hv.shape(), out_dtype, dev);
   Tensor mean = Tensor::empty(Shape{a.g.B * a.g.T}, a.g.acc, dev), rstd = Tensor::empty(mean.shape(), a.g.acc, dev);

@@ -47,6 +47,15 @@ std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& 
                                                                 const Tensor& sample_scale, const Variable& ln_weight,
                                                                 const Variable& ln_bias, double eps, int shift_chunk,
                                                                 int scale_chunk, DType out_dtype);
+// {out, x}: out = receptance_gated_residual(h, r, y, mod, gate_chunk, sample_scale) and x =
+// layernorm_modulate(out, ln_weight, ln_bias, eps, ln_mod, shift_chunk, scale_chunk, out_dtype) from one
+// kernel, forward and backward (the channel mix's residual update and the next block's first norm):
+// values bitwise those of the two ops. ln_mod (the next block's modulation) must have mod's row length.
+// Keeps r, y and out (the next block's input, which its own ops keep anyway).
+std::pair<Variable, Variable> receptance_gated_residual_layernorm_modulate(
+    const Variable& h, const Variable& r, const Variable& y, const Variable& mod, int gate_chunk,
+    const Tensor& sample_scale, const Variable& ln_weight, const Variable& ln_bias, double eps, const Variable& ln_mod,
+    int shift_chunk, int scale_chunk, DType out_dtype);
 // The x of gated_residual_layernorm_modulate without a graph and without writing h1 (recomputation).
 Tensor gated_layernorm_modulate_value(const Tensor& h, const Tensor& y, const Tensor& mod, int gate_chunk,
                                       const Tensor& sample_scale, const Tensor& ln_weight, const Tensor& ln_bias,

@@ -137,8 +137,8 @@ int main(int argc, char** argv) {
     rows.push_back({"gated_residual+layernorm_modulate", C, "forward", time([&] {
                       kernels::gated_residual_layernorm_modulate_forward_cuda<float, bf16>(
                           p<float>(out), p<bf16>(xn), p<float>(mean), p<float>(rstd), p<float>(h), p<bf16>(y),
-                          m + 2 * C, p<float>(scale), p<float>(w), p<float>(bias), m + 3 * C, m + 4 * C, 6 * C, B, T,
-                          C, 1e-5, s);
+                          nullptr, m + 2 * C, p<float>(scale), p<float>(w), p<float>(bias), m + 3 * C, m + 4 * C,
+                          6 * C, B, T, C, 1e-5, s);
                     }),
                     N4 + N2 + N4 + N2});
     // and its backward in one pass: dx (bf16), h, dh1 (accumulated) and y read; dh1 and dy written
@@ -146,10 +146,10 @@ int main(int argc, char** argv) {
                                DType::F32, kGpu);
     rows.push_back({"gated_residual+layernorm_modulate", C, "backward", time([&] {
                       kernels::gated_residual_layernorm_modulate_backward_cuda<float, bf16>(
-                          p<float>(dh), p<bf16>(dyg), p<float>(dmod) + 2 * C, p<float>(dw), p<float>(db),
-                          p<float>(dmod) + 3 * C, p<float>(dmod) + 4 * C, p<bf16>(dy), p<float>(h), p<float>(mean),
-                          p<float>(rstd), p<bf16>(y), m + 2 * C, p<float>(scale), p<float>(w), p<float>(bias), m + 4 * C,
-                          6 * C, B, T, C, true, false, p<float>(wsf), s);
+                          p<float>(dh), p<bf16>(dyg), nullptr, p<float>(dmod) + 2 * C, p<float>(dw), p<float>(db),
+                          p<float>(dmod) + 3 * C, p<float>(dmod) + 4 * C, p<bf16>(dy), p<float>(h), nullptr,
+                          p<float>(mean), p<float>(rstd), p<bf16>(y), nullptr, m + 2 * C, p<float>(scale), p<float>(w),
+                          p<float>(bias), m + 4 * C, 6 * C, B, T, C, true, false, p<float>(wsf), s);
                     }),
                     N2 + N4 + 2 * N4 + N2 + N2});
     rows.push_back({"gated_residual", C, "backward", time([&] {
@@ -171,6 +171,23 @@ int main(int argc, char** argv) {
                           m + 2 * C, 6 * C, p<float>(scale), B, T, C, false, p<float>(wsg), s);
                     }),
                     N4 + 4 * N2});
+    // the receptance-gated residual + the next block's LayerNorm-modulate: h, r, y read; out, x written;
+    // backward: dx, out, dout (accumulated), r, y read; dout, dy, dr written
+    rows.push_back({"gated_residual sigmoid(r)+layernorm_modulate", C, "forward", time([&] {
+                      kernels::gated_residual_layernorm_modulate_forward_cuda<float, bf16>(
+                          p<float>(out), p<bf16>(xn), p<float>(mean), p<float>(rstd), p<float>(h), p<bf16>(y),
+                          p<bf16>(r), m + 5 * C, p<float>(scale), p<float>(w), p<float>(bias), m, m + C, 6 * C, B, T,
+                          C, 1e-5, s);
+                    }),
+                    N4 + 2 * N2 + N4 + N2});
+    rows.push_back({"gated_residual sigmoid(r)+layernorm_modulate", C, "backward", time([&] {
+                      kernels::gated_residual_layernorm_modulate_backward_cuda<float, bf16>(
+                          p<float>(dh), p<bf16>(dyg), p<bf16>(dr), p<float>(dmod) + 5 * C, p<float>(dw), p<float>(db),
+                          p<float>(dmod), p<float>(dmod) + C, p<bf16>(dy), nullptr, p<float>(out), p<float>(mean),
+                          p<float>(rstd), p<bf16>(y), p<bf16>(r), m + 5 * C, p<float>(scale), p<float>(w),
+                          p<float>(bias), m + C, 6 * C, B, T, C, true, false, p<float>(wsf), s);
+                    }),
+                    N2 + N4 + 2 * N4 + 2 * N2 + 2 * N2});
     // ---- sigmoid gate (bf16) ----
     Tensor gz = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu), dz = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu);
     rows.push_back({"sigmoid_mul", C, "forward", time([&] {

@@ -5,7 +5,11 @@
 // per-channel values of the sample (weight, bias, shift, scale, gate) stay in registers, and the sums over
 // tokens (Σ dy, Σ dy·x̂, Σ dout·y) accumulate per thread, are summed over y in shared memory and leave as
 // one partial row per block; a finishing kernel adds the token blocks in a fixed order.
-// Statistics are two-pass over registers (mean, then Σ (h − mean)²): no cancellation.
+// Statistics are two-pass over registers (mean, then Σ (h − mean)²): no cancellation. Arithmetic that two
+// kernels must form bitwise alike (the normalised rows, the gated residual's products) is spelled out with
+// __f*_rn intrinsics: the compiler's multiply-add contraction could otherwise differ between template
+// instantiations (the fused forward differed from the two kernels in one bf16 rounding of 12480).
+
 // Bytes per element (N = B·T·C): layernorm_modulate forward reads h (4) and writes y (2 for bf16): 6N;
 // backward reads dy (2) and h (4), writes dh (4; +4 read when accumulating): 10N; plus B·T·8 of saved
 // statistics and B·⌈T/64⌉·2C·4 of partials. gated_residual forward reads h, y and writes out: 10N (with the
@@ -59,18 +63,23 @@ __device__ __forceinline__ void load_param(const float* p, int64_t c0, int64_t C
 }
 
 // ---- layernorm_modulate ------------------------------------------------------------------------------
-// The gated-residual prologue of gated_residual_layernorm_modulate: the row is h + s_b·gate_b ⊙ gy,
-// written to h1 before it is normalised.
+// The gated-residual prologue of gated_residual_layernorm_modulate: the row is h + s_b·gate_b ⊙ y (with
+// the receptance: ⊙ σ(r) ⊙ y), written to h1 (when not null) before it is normalised.
 template <typename TH, typename TY> struct GatedInput {
   TH* h1 = nullptr;
   const TY* y = nullptr;
+  const TY* r = nullptr;  // with R
   const float* gate = nullptr;
   const float* sample_scale = nullptr;
 };
+// Blocks of the kernels with the receptance (forward and backward) or the gated epilogue (backward) stay
+// within 512 threads: their extra registers would not fit the 64 per thread of a 1024-thread block. Rows
+// wider than kGatedLayerNormBackwardFusedC channels run the separate kernels.
+constexpr int kLnThreads(bool wide_registers) { return wide_registers ? 512 : 1024; }
 
-// G: with the gated-residual prologue (`gi`).
-template <typename TH, typename TY, int VW, bool VEC, bool G = false>
-__global__ void __launch_bounds__(1024) ln_modulate_forward_kernel(
+// G: with the gated-residual prologue (`gi`); R: with its receptance.
+template <typename TH, typename TY, int VW, bool VEC, bool G = false, bool R = false>
+__global__ void __launch_bounds__(kLnThreads(R)) ln_modulate_forward_kernel(
     TY* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, const TH* __restrict__ h,
     const float* __restrict__ weight, const float* __restrict__ bias, const float* __restrict__ shift,
     const float* __restrict__ scale, int64_t mod_stride, int64_t tokens, int64_t C, float eps,
@@ -90,8 +99,8 @@ __global__ void __launch_bounds__(1024) ln_modulate_forward_kernel(
     load_chunk<VW, VEC>(scale + b * mod_stride, c0, C, sc);
 #pragma unroll
     for (int j = 0; j < VW; ++j) {
-      a[j] = w[j] * (1.f + sc[j]);
-      o[j] = bi[j] * (1.f + sc[j]) + sh[j];
+      a[j] = __fmul_rn(w[j], __fadd_rn(1.f, sc[j]));
+      o[j] = __fmaf_rn(bi[j], __fadd_rn(1.f, sc[j]), sh[j]);
     }
   }
   float gv[G ? VW : 1];  // s_b · gate_b, as gated_forward_kernel forms it
@@ -114,8 +123,14 @@ __global__ void __launch_bounds__(1024) ln_modulate_forward_kernel(
       if constexpr (G) {
         float yv[VW];
         load_chunk<VW, VEC>(gi.y + row * C, c0, C, yv);
+        if constexpr (R) {
+          float rv[VW];
+          load_chunk<VW, VEC>(gi.r + row * C, c0, C, rv);
 #pragma unroll
-        for (int j = 0; j < VW; ++j) hv[j] = fmaf(gv[j], yv[j], hv[j]);  // the gated residual's expression
+          for (int j = 0; j < VW; ++j) yv[j] *= sigmoid_(rv[j]);
+        }
+#pragma unroll
+        for (int j = 0; j < VW; ++j) hv[j] = __fmaf_rn(gv[j], yv[j], hv[j]);  // as gated_forward_kernel
         if (gi.h1) store_chunk<VW, VEC>(gi.h1 + row * C, c0, C, hv);
       }
     } else {
@@ -131,16 +146,16 @@ __global__ void __launch_bounds__(1024) ln_modulate_forward_kernel(
     if (active) {
 #pragma unroll
       for (int j = 0; j < VW; ++j) {
-        const float e = hv[j] - mu;
-        if (VEC || c0 + j < C) d[0] += e * e;
+        const float e = __fsub_rn(hv[j], mu);
+        if (VEC || c0 + j < C) d[0] = __fmaf_rn(e, e, d[0]);
       }
     }
     row_sum<1, false>(d, red[1]);
-    const float rs = rsqrtf(d[0] * inv_c + eps);
+    const float rs = rsqrtf(__fmaf_rn(d[0], inv_c, eps));
     if (valid && active) {
       float out[VW];
 #pragma unroll
-      for (int j = 0; j < VW; ++j) out[j] = (hv[j] - mu) * rs * a[j] + o[j];
+      for (int j = 0; j < VW; ++j) out[j] = __fmaf_rn(__fmul_rn(__fsub_rn(hv[j], mu), rs), a[j], o[j]);
       store_chunk<VW, VEC>(y + row * C, c0, C, out);
     }
     if (valid && threadIdx.x == 0) {
@@ -150,25 +165,26 @@ __global__ void __launch_bounds__(1024) ln_modulate_forward_kernel(
   }
 }
 
-// The gated-residual epilogue of gated_residual_layernorm_modulate's backward: from the row dh1 just
-// formed, dy = s_b·gate_b ⊙ dh1 and the partial sums Σ dh1 ⊙ y of the gate gradient.
+// The gated-residual epilogue of gated_residual_layernorm_modulate's backward: from the row dout just
+// formed (the gradient of the residual's output), dy = s_b·gate_b ⊙ σ(r) ⊙ dout, dr (with R), and the
+// partial sums Σ dout ⊙ σ(r) ⊙ y of the gate gradient (σ(r) = 1 without R).
 template <typename TY> struct GatedGrad {
   TY* dy = nullptr;
+  TY* dr = nullptr;          // with R (may be null)
   const TY* y = nullptr;
+  const TY* r = nullptr;     // with R
   const float* gate = nullptr;
   const float* sample_scale = nullptr;
   float* partial = nullptr;  // [b][token block][c]
   bool accumulate = false;   // dy
+  bool form_row = false;     // h is the residual's input: the normalised row is h + s_b·gate_b ⊙ y (no R)
 };
-// Blocks of the fused backward stay within 512 threads: its extra registers (y, the gate, a third set of
-// sums) would not fit the 64 per thread of a 1024-thread block.
-constexpr int kLnBackwardThreads(bool gated) { return gated ? 512 : 1024; }
 
 // dh for the block's rows; partial[b][token block][0 / 1][c] = Σ dy, Σ dy · x̂ over the block's rows.
-// G: h is the gated residual's input, the normalised row is h + s_b·gate_b ⊙ y (formed as the forward
-// formed it), and the gated-residual epilogue runs (`gg`; dh must not be null).
-template <typename TH, typename TY, int VW, bool VEC, bool G = false>
-__global__ void __launch_bounds__(kLnBackwardThreads(G)) ln_modulate_backward_kernel(
+// G: the gated-residual epilogue runs (`gg`; dh must not be null); with gg.form_row, h is the residual's
+// input and the normalised row is formed again as the forward formed it. R: the epilogue's receptance.
+template <typename TH, typename TY, int VW, bool VEC, bool G = false, bool R = false>
+__global__ void __launch_bounds__(kLnThreads(G)) ln_modulate_backward_kernel(
     TH* __restrict__ dh, float* __restrict__ partial, const TY* __restrict__ dy, const TH* __restrict__ h,
     const float* __restrict__ mean, const float* __restrict__ rstd, const float* __restrict__ weight,
     const float* __restrict__ scale, int64_t mod_stride, int64_t tokens, int64_t C, bool accumulate,
@@ -186,7 +202,7 @@ __global__ void __launch_bounds__(kLnBackwardThreads(G)) ln_modulate_backward_ke
     load_param<VW, VEC>(weight, c0, C, 1.f, w);
     load_chunk<VW, VEC>(scale + b * mod_stride, c0, C, sc);
 #pragma unroll
-    for (int j = 0; j < VW; ++j) g[j] = w[j] * (1.f + sc[j]);
+    for (int j = 0; j < VW; ++j) g[j] = __fmul_rn(w[j], __fadd_rn(1.f, sc[j]));
   } else {
 #pragma unroll
     for (int j = 0; j < VW; ++j) g[j] = 0.f;
@@ -209,7 +225,7 @@ __global__ void __launch_bounds__(kLnBackwardThreads(G)) ln_modulate_backward_ke
     const int64_t i = base + threadIdx.y;
     const bool valid = i < nrows;
     const int64_t row = b * tokens + t0 + i;
-    float dyv[VW], xh[VW], out[VW], yv[G ? VW : 1], dout[G ? VW : 1];
+    float dyv[VW], xh[VW], out[VW], yv[G ? VW : 1], dout[G ? VW : 1], sr[R ? VW : 1];
     const float mu = valid ? mean[row] : 0.f, rs = valid ? rstd[row] : 0.f;
     if (valid && active) {
       // the partial sum dh accumulates into is loaded with the row, before the row reduction (one memory
@@ -219,6 +235,11 @@ __global__ void __launch_bounds__(kLnBackwardThreads(G)) ln_modulate_backward_ke
       load_chunk<VW, VEC>(h + row * C, c0, C, hv);
       if constexpr (G) {
         load_chunk<VW, VEC>(gg.y + row * C, c0, C, yv);
+        if constexpr (R) {
+          load_chunk<VW, VEC>(gg.r + row * C, c0, C, sr);
+#pragma unroll
+          for (int j = 0; j < VW; ++j) sr[j] = sigmoid_(sr[j]);
+        }
         if (gg.accumulate) {
           load_chunk<VW, VEC>(gg.dy + row * C, c0, C, dout);
         } else {
@@ -232,11 +253,14 @@ __global__ void __launch_bounds__(kLnBackwardThreads(G)) ln_modulate_backward_ke
 #pragma unroll
         for (int j = 0; j < VW; ++j) out[j] = 0.f;
       }
-      if constexpr (G)  // h1 formed again from h, exactly as the forward's prologue formed it
+      if constexpr (G && !R) {
+        if (gg.form_row) {  // h1 formed again from h, exactly as the forward's prologue formed it
 #pragma unroll
-        for (int j = 0; j < VW; ++j) hv[j] = fmaf(gv[j], yv[j], hv[j]);
+          for (int j = 0; j < VW; ++j) hv[j] = __fmaf_rn(gv[j], yv[j], hv[j]);
+        }
+      }
 #pragma unroll
-      for (int j = 0; j < VW; ++j) xh[j] = (VEC || c0 + j < C) ? (hv[j] - mu) * rs : 0.f;
+      for (int j = 0; j < VW; ++j) xh[j] = (VEC || c0 + j < C) ? __fmul_rn(__fsub_rn(hv[j], mu), rs) : 0.f;
     } else {
 #pragma unroll
       for (int j = 0; j < VW; ++j) dyv[j] = xh[j] = out[j] = 0.f;
@@ -244,27 +268,43 @@ __global__ void __launch_bounds__(kLnBackwardThreads(G)) ln_modulate_backward_ke
 #pragma unroll
     for (int j = 0; j < VW; ++j) {
       sums[j] += dyv[j];
-      sums[VW + j] += dyv[j] * xh[j];
+      sums[VW + j] = __fmaf_rn(dyv[j], xh[j], sums[VW + j]);
     }
     if (dh == nullptr) continue;  // uniform
     float s[2] = {0.f, 0.f};
 #pragma unroll
     for (int j = 0; j < VW; ++j) {
-      const float d = dyv[j] * g[j];
+      const float d = __fmul_rn(dyv[j], g[j]);
       s[0] += d;
-      s[1] += d * xh[j];
+      s[1] = __fmaf_rn(d, xh[j], s[1]);
     }
     row_sum<2, false>(s, red[parity]);
     parity ^= 1;
     if (valid && active) {
 #pragma unroll
-      for (int j = 0; j < VW; ++j) out[j] += rs * (dyv[j] * g[j] - (s[0] + xh[j] * s[1]) * inv_c);
+      for (int j = 0; j < VW; ++j)
+        out[j] = __fmaf_rn(rs, __fsub_rn(__fmul_rn(dyv[j], g[j]), __fmul_rn(__fmaf_rn(xh[j], s[1], s[0]), inv_c)),
+                           out[j]);
       store_chunk<VW, VEC>(dh + row * C, c0, C, out);
-      if constexpr (G) {  // the gated residual's backward with dout = this row of dh (σ(r) = 1)
+      if constexpr (G) {  // the gated residual's backward with dout = this row of dh (as gated_backward_kernel)
+        if constexpr (R) {
+          if (gg.dr) {
+            float o[VW];
 #pragma unroll
-        for (int j = 0; j < VW; ++j) {
-          sums[2 * VW + j] += out[j] * yv[j];
-          dout[j] += gv[j] * out[j];
+            for (int j = 0; j < VW; ++j) o[j] = gv[j] * out[j] * yv[j] * sr[j] * (1.f - sr[j]);
+            store_chunk<VW, VEC>(gg.dr + row * C, c0, C, o);
+          }
+#pragma unroll
+          for (int j = 0; j < VW; ++j) {
+            sums[2 * VW + j] = __fmaf_rn(__fmul_rn(out[j], sr[j]), yv[j], sums[2 * VW + j]);
+            dout[j] = __fmaf_rn(__fmul_rn(gv[j], out[j]), sr[j], dout[j]);
+          }
+        } else {
+#pragma unroll
+          for (int j = 0; j < VW; ++j) {
+            sums[2 * VW + j] = __fmaf_rn(out[j], yv[j], sums[2 * VW + j]);
+            dout[j] = __fmaf_rn(gv[j], out[j], dout[j]);
+          }
         }
         store_chunk<VW, VEC>(gg.dy + row * C, c0, C, dout);
       }
@@ -363,7 +403,7 @@ __global__ void gated_forward_kernel(TH* out, const TH* h, const TY* __restrict_
 #pragma unroll
           for (int j = 0; j < VW; ++j) {
             if constexpr (R) yv[u][j] *= sigmoid_(rv[u][j]);
-            hv[u][j] += gv[j] * yv[u][j];
+            hv[u][j] = __fmaf_rn(gv[j], yv[u][j], hv[u][j]);
           }
           store_vec<VW>(out + at, hv[u]);
         }
@@ -407,9 +447,11 @@ __global__ void gated_backward_kernel(TY* __restrict__ dy, TY* __restrict__ dr, 
 #pragma unroll
           for (int j = 0; j < VW; ++j) sr[j] = 1.f;
         }
-        if (partial)
+        if (partial) {  // the products spelled out: the fused LayerNorm backward's epilogue forms them alike
 #pragma unroll
-          for (int j = 0; j < VW; ++j) acc[j] += dv[j] * sr[j] * yv[j];
+          for (int j = 0; j < VW; ++j)
+            acc[j] = R ? __fmaf_rn(__fmul_rn(dv[j], sr[j]), yv[j], acc[j]) : __fmaf_rn(dv[j], yv[j], acc[j]);
+        }
         if constexpr (R)
           if (dr) {
             float o[VW];
@@ -426,7 +468,8 @@ __global__ void gated_backward_kernel(TY* __restrict__ dy, TY* __restrict__ dr, 
             for (int j = 0; j < VW; ++j) o[j] = 0.f;
           }
 #pragma unroll
-          for (int j = 0; j < VW; ++j) o[j] += gv[j] * dv[j] * sr[j];
+          for (int j = 0; j < VW; ++j)
+            o[j] = R ? __fmaf_rn(__fmul_rn(gv[j], dv[j]), sr[j], o[j]) : __fmaf_rn(gv[j], dv[j], o[j]);
           store_vec<VW>(dy + at, o);
         }
       }
@@ -507,8 +550,9 @@ void gated_dispatch(bool vec, bool receptance, F&& f) {
     with_r(std::integral_constant<int, 1>{});
 }
 
-// The LayerNorm-modulate forward kernel, with the gated-residual prologue when G.
-template <bool G, typename TH, typename TY>
+// The LayerNorm-modulate forward kernel, with the gated-residual prologue when G (and its receptance
+// when R).
+template <bool G, bool R, typename TH, typename TY>
 void launch_ln_modulate_forward(bool vec, TY* y, float* mean, float* rstd, const TH* h, const float* weight,
                                 const float* bias, const float* shift, const float* scale, int64_t mod_stride,
                                 int64_t batch, int64_t tokens, int64_t C, double eps, const GatedInput<TH, TY>& gi,
@@ -516,9 +560,11 @@ void launch_ln_modulate_forward(bool vec, TY* y, float* mean, float* rstd, const
   ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
     constexpr int VW = decltype(vw)::value;
     constexpr bool VEC = decltype(v)::value;
-    RowBlock rb = row_block(C, VW, 1024, true, int(kTPB));
+    const int max_x = kLnThreads(R);
+    DRWKV_ASSERT((C + VW - 1) / VW <= max_x, "layernorm_modulate_forward_cuda: C %lld too wide", (long long)C);
+    RowBlock rb = row_block(C, VW, max_x, true, int(kTPB));
     dim3 grid{unsigned(token_blocks(tokens)), unsigned(batch)};
-    ln_modulate_forward_kernel<TH, TY, VW, VEC, G><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(
+    ln_modulate_forward_kernel<TH, TY, VW, VEC, G, R><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(
         y, mean, rstd, h, weight, bias, shift, scale, mod_stride, tokens, C, float(eps), gi);
     CUDA_CHECK_LAUNCH();
   });
@@ -533,13 +579,13 @@ void layernorm_modulate_forward_cuda(TY* y, acc_t<TH>* mean, acc_t<TH>* rstd, co
   check_args(batch, tokens, C, mod_stride);
   if (batch * tokens == 0) return;
   const bool vec = ln_vec(C, mod_stride, {y, h, weight, bias, shift, scale});
-  launch_ln_modulate_forward<false>(vec, y, mean, rstd, h, weight, bias, shift, scale, mod_stride, batch, tokens, C,
-                                    eps, GatedInput<TH, TY>{}, s);
+  launch_ln_modulate_forward<false, false>(vec, y, mean, rstd, h, weight, bias, shift, scale, mod_stride, batch,
+                                           tokens, C, eps, GatedInput<TH, TY>{}, s);
 }
 
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
-                                                    const TY* y, const acc_t<TH>* gate,
+                                                    const TY* y, const TY* r, const acc_t<TH>* gate,
                                                     const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
                                                     const acc_t<TH>* bias, const acc_t<TH>* shift,
                                                     const acc_t<TH>* scale, int64_t mod_stride, int64_t batch,
@@ -548,15 +594,28 @@ void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* x, acc_t<TH>* me
   DRWKV_ASSERT(static_cast<const void*>(h1) != static_cast<const void*>(h),
                "gated_residual_layernorm_modulate_forward_cuda: h1 aliases h");
   if (batch * tokens == 0) return;
-  const bool vec = ln_vec(C, mod_stride, {x, h, h1, y, gate, weight, bias, shift, scale});
-  launch_ln_modulate_forward<true>(vec, x, mean, rstd, h, weight, bias, shift, scale, mod_stride, batch, tokens, C, eps,
-                                   GatedInput<TH, TY>{h1, y, gate, sample_scale}, s);
+  if (r && C > kGatedLayerNormBackwardFusedC) {  // wider than the receptance kernel's blocks: the two kernels
+    DRWKV_ASSERT(h1, "gated_residual_layernorm_modulate_forward_cuda: rows of %lld channels with a receptance need h1",
+                 (long long)C);
+    gated_residual_forward_cuda<TH, TY>(h1, h, y, r, gate, mod_stride, sample_scale, batch, tokens, C, s);
+    layernorm_modulate_forward_cuda<TH, TY>(x, mean, rstd, h1, weight, bias, shift, scale, mod_stride, batch, tokens, C,
+                                            eps, s);
+    return;
+  }
+  const bool vec = ln_vec(C, mod_stride, {x, h, h1, y, r, gate, weight, bias, shift, scale});
+  const GatedInput<TH, TY> gi{h1, y, r, gate, sample_scale};
+  if (r)
+    launch_ln_modulate_forward<true, true>(vec, x, mean, rstd, h, weight, bias, shift, scale, mod_stride, batch, tokens,
+                                           C, eps, gi, s);
+  else
+    launch_ln_modulate_forward<true, false>(vec, x, mean, rstd, h, weight, bias, shift, scale, mod_stride, batch,
+                                            tokens, C, eps, gi, s);
 }
 
 namespace {
 // The LayerNorm-modulate backward (with the gated-residual epilogue when G) and its finishing kernels.
 // Workspace: the norm's partials and per-sample affine sums, then (G) the gate's partials.
-template <bool G, typename TH, typename TY>
+template <bool G, bool R, typename TH, typename TY>
 void launch_ln_modulate_backward(TH* dh, float* dweight, float* dbias, float* dshift, float* dscale, const TY* dy,
                                  const TH* h, const float* mean, const float* rstd, const float* weight,
                                  const float* bias, const float* scale, int64_t mod_stride, int64_t batch,
@@ -568,18 +627,18 @@ void launch_ln_modulate_backward(TH* dh, float* dweight, float* dbias, float* ds
   float* partial = sums ? workspace : nullptr;
   float* param = (dweight || dbias) ? workspace + batch * tb * 2 * C : nullptr;
   if (G) gg.partial = dgate ? workspace + layernorm_modulate_workspace(batch, tokens, C) : nullptr;
-  const bool vec = ln_vec(C, mod_stride, {dy, h, dh, weight, scale, gg.dy, gg.y, gg.gate});
+  const bool vec = ln_vec(C, mod_stride, {dy, h, dh, weight, scale, gg.dy, gg.dr, gg.y, gg.r, gg.gate});
   cudaStream_t st = to_cuda(s);
   ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
     constexpr int VW = decltype(vw)::value;
     constexpr bool VEC = decltype(v)::value;
     constexpr int NS = G ? 3 : 2;
-    const int max_x = kLnBackwardThreads(G);
+    const int max_x = kLnThreads(G);
     DRWKV_ASSERT((C + VW - 1) / VW <= max_x, "layernorm_modulate_backward_cuda: C %lld too wide", (long long)C);
     RowBlock rb = row_block(C, VW, max_x, true, int(kTPB));
     size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * NS * VW * sizeof(float) : 0;
     dim3 grid{unsigned(tb), unsigned(batch)};
-    ln_modulate_backward_kernel<TH, TY, VW, VEC, G><<<grid, dim3(rb.x, rb.y), smem, st>>>(
+    ln_modulate_backward_kernel<TH, TY, VW, VEC, G, R><<<grid, dim3(rb.x, rb.y), smem, st>>>(
         dh, partial, dy, h, mean, rstd, weight, scale, mod_stride, tokens, C, accumulate, gg);
     CUDA_CHECK_LAUNCH();
   });
@@ -605,40 +664,55 @@ void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbi
                                       int64_t C, bool accumulate, acc_t<TH>* workspace, StreamHandle s) {
   check_args(batch, tokens, C, mod_stride);
   if (batch * tokens == 0) return;
-  launch_ln_modulate_backward<false>(dh, dweight, dbias, dshift, dscale, dy, h, mean, rstd, weight, bias, scale,
-                                     mod_stride, batch, tokens, C, accumulate, workspace, GatedGrad<TY>{}, nullptr, s);
+  launch_ln_modulate_backward<false, false>(dh, dweight, dbias, dshift, dscale, dy, h, mean, rstd, weight, bias,
+                                            scale, mod_stride, batch, tokens, C, accumulate, workspace,
+                                            GatedGrad<TY>{}, nullptr, s);
 }
 
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_backward_cuda(
-    TH* dh1, TY* dy, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift, acc_t<TH>* dscale,
-    const TY* dx, const TH* h, const acc_t<TH>* mean, const acc_t<TH>* rstd, const TY* y, const acc_t<TH>* gate,
-    const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias, const acc_t<TH>* scale,
-    int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, bool accumulate, bool accumulate_dy,
-    acc_t<TH>* workspace, StreamHandle s) {
+    TH* dh1, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
+    acc_t<TH>* dscale, const TY* dx, const TH* h, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd,
+    const TY* y, const TY* r, const acc_t<TH>* gate, const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
+    const acc_t<TH>* bias, const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C,
+    bool accumulate, bool accumulate_dy, acc_t<TH>* workspace, StreamHandle s) {
   check_args(batch, tokens, C, mod_stride);
   DRWKV_ASSERT(dh1 && dy, "gated_residual_layernorm_modulate_backward_cuda: dh1 and dy are required");
+  DRWKV_ASSERT((h == nullptr) != (h1 == nullptr) && (!h || !r) && (r || !dr),
+               "gated_residual_layernorm_modulate_backward_cuda: pass h1, or h without a receptance (dr needs r)");
   if (batch * tokens == 0) return;
-  static_assert(kGatedLayerNormBackwardFusedC <= kLnBackwardThreads(true) * 4, "every chunk width fits");
-  if (C > kGatedLayerNormBackwardFusedC) {  // rows wider than the fused kernel's blocks: h1, then the two kernels
+  static_assert(kGatedLayerNormBackwardFusedC <= kLnThreads(true) * 4, "every chunk width fits");
+  if (C > kGatedLayerNormBackwardFusedC) {  // rows wider than the fused kernel's blocks: (h1,) the two kernels
     DRWKV_ASSERT(workspace, "gated_residual_layernorm_modulate_backward_cuda: no workspace");
     float* gated_ws = workspace + layernorm_modulate_workspace(batch, tokens, C);
-    TH* h1 = reinterpret_cast<TH*>(gated_ws + gated_residual_workspace(batch, tokens, C));
-    gated_residual_forward_cuda<TH, TY>(h1, h, y, nullptr, gate, mod_stride, sample_scale, batch, tokens, C, s);
-    layernorm_modulate_backward_cuda<TH, TY>(dh1, dweight, dbias, dshift, dscale, dx, h1, mean, rstd, weight, bias,
+    const TH* rows = h1;
+    if (!rows) {
+      TH* formed = reinterpret_cast<TH*>(gated_ws + gated_residual_workspace(batch, tokens, C));
+      gated_residual_forward_cuda<TH, TY>(formed, h, y, nullptr, gate, mod_stride, sample_scale, batch, tokens, C, s);
+      rows = formed;
+    }
+    layernorm_modulate_backward_cuda<TH, TY>(dh1, dweight, dbias, dshift, dscale, dx, rows, mean, rstd, weight, bias,
                                              scale, mod_stride, batch, tokens, C, accumulate, workspace, s);
-    gated_residual_backward_cuda<TH, TY>(dy, nullptr, dgate, dh1, y, nullptr, gate, mod_stride, sample_scale, batch,
-                                         tokens, C, accumulate_dy, gated_ws, s);
+    gated_residual_backward_cuda<TH, TY>(dy, dr, dgate, dh1, y, r, gate, mod_stride, sample_scale, batch, tokens, C,
+                                         accumulate_dy, gated_ws, s);
     return;
   }
   GatedGrad<TY> gg;
   gg.dy = dy;
+  gg.dr = dr;
   gg.y = y;
+  gg.r = r;
   gg.gate = gate;
   gg.sample_scale = sample_scale;
   gg.accumulate = accumulate_dy;
-  launch_ln_modulate_backward<true>(dh1, dweight, dbias, dshift, dscale, dx, h, mean, rstd, weight, bias, scale,
-                                    mod_stride, batch, tokens, C, accumulate, workspace, gg, dgate, s);
+  gg.form_row = h != nullptr;
+  const TH* rows = h ? h : h1;
+  if (r)
+    launch_ln_modulate_backward<true, true>(dh1, dweight, dbias, dshift, dscale, dx, rows, mean, rstd, weight, bias,
+                                            scale, mod_stride, batch, tokens, C, accumulate, workspace, gg, dgate, s);
+  else
+    launch_ln_modulate_backward<true, false>(dh1, dweight, dbias, dshift, dscale, dx, rows, mean, rstd, weight, bias,
+                                             scale, mod_stride, batch, tokens, C, accumulate, workspace, gg, dgate, s);
 }
 
 template <typename TH, typename TY>
@@ -697,9 +771,9 @@ void gated_residual_backward_cuda(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* do
       const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t,  \
       bool, acc_t<TH>*, StreamHandle);                                                                             \
   template void gated_residual_layernorm_modulate_forward_cuda<TH, TY>(                                           \
-      TH*, TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const TY*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, \
-      const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, double,             \
-      StreamHandle);                                                                                               \
+      TH*, TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,        \
+      const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t,   \
+      double, StreamHandle);                                                                                       \
   template void gated_residual_forward_cuda<TH, TY>(TH*, const TH*, const TY*, const TY*, const acc_t<TH>*,      \
                                                     int64_t, const acc_t<TH>*, int64_t, int64_t, int64_t,          \
                                                     StreamHandle);                                                 \
@@ -707,9 +781,10 @@ void gated_residual_backward_cuda(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* do
                                                      const acc_t<TH>*, int64_t, const acc_t<TH>*, int64_t, int64_t, \
                                                      int64_t, bool, acc_t<TH>*, StreamHandle);                      \
   template void gated_residual_layernorm_modulate_backward_cuda<TH, TY>(                                          \
-      TH*, TY*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const acc_t<TH>*, \
-      const acc_t<TH>*, const TY*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*,          \
-      const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, bool, bool, acc_t<TH>*, StreamHandle);
+      TH*, TY*, TY*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const TH*,   \
+      const acc_t<TH>*, const acc_t<TH>*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,                \
+      const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, bool, bool,         \
+      acc_t<TH>*, StreamHandle);
 INSTANTIATE(float, float)
 INSTANTIATE(float, bf16)
 #undef INSTANTIATE

@@ -23,18 +23,21 @@
 //   dout ⊙ y ⊙ σ(r)(1 − σ(r)) (overwrite); dgate += s_b Σ_t dout ⊙ σ(r) ⊙ y; without r, σ(r) reads as 1
 //   and dr must be null. dy, dr and dgate may each be null. dh = dout is the caller's pass-through (no
 //   kernel).
-// gated_residual_layernorm_modulate: h1 = gated_residual(h, y) (no receptance), then
-//   x = layernorm_modulate(h1) with its mean/rstd, in one pass that reads h and y once and never reads h1
-//   back (the spatial mix's residual update and the channel mix's norm, MODEL.md §1.7–1.9): on CUDA
-//   bitwise the results of the two kernels. h1 must not alias h; h1 may be null (not written: a
-//   recomputation of x). Bytes with an f32 h and a bf16 branch: 12N instead of 16N (8N without h1).
-//   backward: the two backwards in one pass over the rows. h1 is not an argument: each row is formed
-//   again from h and y (which the residual's backward reads anyway) exactly as the forward formed it,
-//   so h1 need not be kept. dh1 = ∂LN-mod/∂h1 · dx, added to dh1 when `accumulate` (the gradient h1
-//   receives from elsewhere); it is also h's gradient (the caller's pass-through). dy = s_b · gate_b ⊙ dh1
-//   (overwrite, or add when `accumulate_dy`), dgate += s_b Σ_t dh1 ⊙ y, and dweight, dbias, dshift,
-//   dscale as in layernorm_modulate_backward (each may be null; dh1 and dy may not). With an f32 h, a bf16
-//   branch and accumulation: 16N bytes against 22N for the two kernels (which also need h1 kept).
+// gated_residual_layernorm_modulate: h1 = gated_residual(h, (r,) y), then x = layernorm_modulate(h1) with
+//   its mean/rstd, in one pass that reads h, y (and r) once and never reads h1 back: the spatial mix's
+//   residual update with the channel mix's norm, or (with the receptance r) the channel mix's residual
+//   update with the next block's first norm (MODEL.md §1.7–1.9). On CUDA bitwise the results of the two
+//   kernels. gate and shift/scale may be chunks of different mod tensors of the same row stride. h1 must
+//   not alias h; h1 may be null (not written: a recomputation of x; with r only for rows of at most
+//   kGatedLayerNormBackwardFusedC channels). Bytes with an f32 h and a bf16 branch: 12N (14N with r)
+//   instead of 16N (18N); 8N without h1.
+//   backward: the two backwards in one pass over the rows. The normalised rows are h1 when given, or are
+//   formed again from h and y (no receptance; exactly one of h, h1 is given): h1 need not be kept when
+//   its backward reads h and y anyway. dh1 = ∂LN-mod/∂h1 · dx, added to dh1 when `accumulate` (the
+//   gradient h1 receives from elsewhere); it is also h's gradient (the caller's pass-through). dy, dr
+//   and dgate as in gated_residual_backward (dy added to when `accumulate_dy`), and dweight, dbias,
+//   dshift, dscale as in layernorm_modulate_backward (each may be null; dh1 and dy may not). With an f32
+//   h, a bf16 branch and accumulation: 16N bytes against 22N for the two kernels (20N / 26N with r).
 // Reductions over tokens and samples are deterministic: the CUDA kernels write fixed per-block partial
 // sums into `workspace` (device memory, *_workspace(...) elements of acc_t<TH>) and add them in a fixed
 // order; the CPU versions ignore the workspace (it may be null). Outputs never alias inputs unless stated.
@@ -93,28 +96,31 @@ void gated_residual_forward_cuda(TH* out, const TH* h, const TY* y, const TY* r,
 
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
-                                                   const TY* y, const acc_t<TH>* gate, const acc_t<TH>* sample_scale,
+                                                   const TY* y, const TY* r, const acc_t<TH>* gate,
+                                                   const acc_t<TH>* sample_scale,
                                                    const acc_t<TH>* weight, const acc_t<TH>* bias,
                                                    const acc_t<TH>* shift, const acc_t<TH>* scale, int64_t mod_stride,
                                                    int64_t batch, int64_t tokens, int64_t C, double eps);
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
-                                                    const TY* y, const acc_t<TH>* gate,
+                                                    const TY* y, const TY* r, const acc_t<TH>* gate,
                                                     const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
                                                     const acc_t<TH>* bias, const acc_t<TH>* shift,
                                                     const acc_t<TH>* scale, int64_t mod_stride, int64_t batch,
                                                     int64_t tokens, int64_t C, double eps, StreamHandle s);
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_backward_cpu(
-    TH* dh1, TY* dy, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift, acc_t<TH>* dscale,
-    const TY* dx, const TH* h, const acc_t<TH>* mean, const acc_t<TH>* rstd, const TY* y, const acc_t<TH>* gate,
+    TH* dh1, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
+    acc_t<TH>* dscale, const TY* dx, const TH* h, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd,
+    const TY* y, const TY* r, const acc_t<TH>* gate,
     const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias, const acc_t<TH>* scale,
     int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, bool accumulate, bool accumulate_dy,
     acc_t<TH>* workspace);
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_backward_cuda(
-    TH* dh1, TY* dy, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift, acc_t<TH>* dscale,
-    const TY* dx, const TH* h, const acc_t<TH>* mean, const acc_t<TH>* rstd, const TY* y, const acc_t<TH>* gate,
+    TH* dh1, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
+    acc_t<TH>* dscale, const TY* dx, const TH* h, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd,
+    const TY* y, const TY* r, const acc_t<TH>* gate,
     const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias, const acc_t<TH>* scale,
     int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, bool accumulate, bool accumulate_dy,
     acc_t<TH>* workspace, StreamHandle s);

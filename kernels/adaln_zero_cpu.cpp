@@ -158,7 +158,8 @@ void gated_residual_backward_cpu(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* dou
 // The two CPU kernels in sequence (the oracle of the fused CUDA kernel).
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
-                                                   const TY* y, const acc_t<TH>* gate, const acc_t<TH>* sample_scale,
+                                                   const TY* y, const TY* r, const acc_t<TH>* gate,
+                                                   const acc_t<TH>* sample_scale,
                                                    const acc_t<TH>* weight, const acc_t<TH>* bias,
                                                    const acc_t<TH>* shift, const acc_t<TH>* scale, int64_t mod_stride,
                                                    int64_t batch, int64_t tokens, int64_t C, double eps) {
@@ -167,27 +168,33 @@ void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* x, acc_t<TH>* mea
     own.resize(static_cast<size_t>(batch * tokens * C));
     h1 = own.data();
   }
-  gated_residual_forward_cpu<TH, TY>(h1, h, y, nullptr, gate, mod_stride, sample_scale, batch, tokens, C);
+  gated_residual_forward_cpu<TH, TY>(h1, h, y, r, gate, mod_stride, sample_scale, batch, tokens, C);
   layernorm_modulate_forward_cpu<TH, TY>(x, mean, rstd, h1, weight, bias, shift, scale, mod_stride, batch, tokens, C,
                                          eps);
 }
 
-// The two CPU backwards in sequence, on h1 formed again by the forward's function (the oracle of the
-// fused CUDA kernel).
+// The two CPU backwards in sequence, on h1 as given or formed again by the forward's function (the
+// oracle of the fused CUDA kernel).
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_backward_cpu(
-    TH* dh1, TY* dy, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift, acc_t<TH>* dscale,
-    const TY* dx, const TH* h, const acc_t<TH>* mean, const acc_t<TH>* rstd, const TY* y, const acc_t<TH>* gate,
-    const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias, const acc_t<TH>* scale,
-    int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, bool accumulate, bool accumulate_dy,
-    acc_t<TH>* /*workspace*/) {
+    TH* dh1, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
+    acc_t<TH>* dscale, const TY* dx, const TH* h, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd,
+    const TY* y, const TY* r, const acc_t<TH>* gate, const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
+    const acc_t<TH>* bias, const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C,
+    bool accumulate, bool accumulate_dy, acc_t<TH>* /*workspace*/) {
   DRWKV_ASSERT(dh1 && dy, "gated_residual_layernorm_modulate_backward: dh1 and dy are required");
-  std::vector<TH> h1(static_cast<size_t>(batch * tokens * C));
-  gated_residual_forward_cpu<TH, TY>(h1.data(), h, y, nullptr, gate, mod_stride, sample_scale, batch, tokens, C);
-  layernorm_modulate_backward_cpu<TH, TY>(dh1, dweight, dbias, dshift, dscale, dx, h1.data(), mean, rstd, weight, bias,
-                                          scale, mod_stride, batch, tokens, C, accumulate, nullptr);
-  gated_residual_backward_cpu<TH, TY>(dy, nullptr, dgate, dh1, y, nullptr, gate, mod_stride, sample_scale, batch,
-                                      tokens, C, accumulate_dy, nullptr);
+  DRWKV_ASSERT((h == nullptr) != (h1 == nullptr) && (!h || !r) && (r || !dr),
+               "gated_residual_layernorm_modulate_backward: pass h1, or h without a receptance (dr needs r)");
+  std::vector<TH> formed;
+  if (!h1) {
+    formed.resize(static_cast<size_t>(batch * tokens * C));
+    gated_residual_forward_cpu<TH, TY>(formed.data(), h, y, nullptr, gate, mod_stride, sample_scale, batch, tokens, C);
+    h1 = formed.data();
+  }
+  layernorm_modulate_backward_cpu<TH, TY>(dh1, dweight, dbias, dshift, dscale, dx, h1, mean, rstd, weight, bias, scale,
+                                          mod_stride, batch, tokens, C, accumulate, nullptr);
+  gated_residual_backward_cpu<TH, TY>(dy, dr, dgate, dh1, y, r, gate, mod_stride, sample_scale, batch, tokens, C,
+                                      accumulate_dy, nullptr);
 }
 
 #define INSTANTIATE(TH, TY)                                                                                        \
@@ -201,15 +208,17 @@ void gated_residual_layernorm_modulate_backward_cpu(
   template void gated_residual_forward_cpu<TH, TY>(TH*, const TH*, const TY*, const TY*, const acc_t<TH>*,       \
                                                    int64_t, const acc_t<TH>*, int64_t, int64_t, int64_t);          \
   template void gated_residual_layernorm_modulate_forward_cpu<TH, TY>(                                            \
-      TH*, TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const TY*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, \
-      const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, double);            \
+      TH*, TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,        \
+      const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t,   \
+      double);                                                                                                     \
   template void gated_residual_backward_cpu<TH, TY>(TY*, TY*, acc_t<TH>*, const TH*, const TY*, const TY*,         \
                                                     const acc_t<TH>*, int64_t, const acc_t<TH>*, int64_t, int64_t, \
                                                     int64_t, bool, acc_t<TH>*);                                    \
   template void gated_residual_layernorm_modulate_backward_cpu<TH, TY>(                                           \
-      TH*, TY*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const acc_t<TH>*, \
-      const acc_t<TH>*, const TY*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*,          \
-      const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, bool, bool, acc_t<TH>*);
+      TH*, TY*, TY*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const TH*,   \
+      const acc_t<TH>*, const acc_t<TH>*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,                \
+      const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, bool, bool,         \
+      acc_t<TH>*);
 INSTANTIATE(float, float)
 INSTANTIATE(double, double)
 INSTANTIATE(float, bf16)

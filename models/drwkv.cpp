@@ -168,8 +168,9 @@ bool DrwkvModel::checkpointed(int l) const {
 DType DrwkvModel::branch_dtype() const { return store_.compute_dtype(); }
 DType DrwkvModel::residual_dtype() const { return store_.compute_dtype() == DType::F64 ? DType::F64 : DType::F32; }
 
-Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, const Variable& skip,
-                           const Tensor& drop_scale, bool recompute) const {
+DrwkvModel::BlockOutput DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, const Variable& skip,
+                                          const Tensor& drop_scale, bool recompute, const Variable& x1_in,
+                                          const Variable& next_mod) const {
   using namespace autograd;
   const BlockParams& b = blocks_[size_t(l)];
   const DType branch = branch_dtype();
@@ -177,6 +178,7 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   Tensor drop1 = drop_scale.defined() ? drop_scale.select(0, 0) : Tensor();
   Tensor drop2 = drop_scale.defined() ? drop_scale.select(0, 1) : Tensor();
   Variable h = h_in;
+  DRWKV_ASSERT(!x1_in.defined() || (b.skip_h < 0 && b.ln0_w < 0), "block %d: a given x1 for a block that transforms its input", l);
   if (b.skip_h >= 0) {
     // f32 h and skip into the bf16 halves of W_skip, f32 output and bias (linear2 rounds its inputs once)
     h = linear2(h, p(b.skip_h), skip, p(b.skip_s), p(b.skip_b));
@@ -199,7 +201,7 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   // Numbers: the consumers of each recomputed value (its backward closures and other recomputations).
   const Tensor modv = mod.value();
   // spatial mix (MODEL.md §1.8)
-  Variable x1 = layernorm_modulate(h, p(b.ln1_w), p(b.ln1_b), 1e-5, mod, 0, 1, branch);
+  Variable x1 = x1_in.defined() ? x1_in : layernorm_modulate(h, p(b.ln1_w), p(b.ln1_b), 1e-5, mod, 0, 1, branch);
   RecomputedPtr x1_again;
   if (recompute)
     x1_again = recomputed(
@@ -244,8 +246,15 @@ Variable DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, con
   }
   Variable rr = linear_recompute(kr[1], p(b.w_rr), [fmixes] { return fmixes->get(1); });
   kr.clear();
-  // σ(rr) ⊙ kv inside the gated residual: the gated product is never formed, kept or recomputed
-  return receptance_gated_residual(h1, rr, kv, mod, 5, drop2);
+  // σ(rr) ⊙ kv inside the gated residual: the gated product is never formed, kept or recomputed; the
+  // same kernel normalises the output for the next block when asked (forward and backward)
+  if (next_mod.defined()) {
+    const BlockParams& nb = blocks_[size_t(l) + 1];
+    auto [out, next_x1] = receptance_gated_residual_layernorm_modulate(h1, rr, kv, mod, 5, drop2, p(nb.ln1_w),
+                                                                       p(nb.ln1_b), 1e-5, next_mod, 0, 1, branch);
+    return {out, next_x1};
+  }
+  return {receptance_gated_residual(h1, rr, kv, mod, 5, drop2), Variable()};
 }
 
 Variable DrwkvModel::forward(const DrwkvInputs& in) const {
@@ -296,7 +305,9 @@ Variable DrwkvModel::forward(const DrwkvInputs& in) const {
     Tensor all = Tensor::from_vector(scale, Shape{nb - 1, 2, B}, dev, DType::F32);
     for (int l = 1; l < nb; ++l) drop[size_t(l)] = all.select(0, l - 1);
   }
-  std::vector<Variable> skips;
+  std::vector<Variable> skips, block_mods;
+  for (int l = 0; l < nb; ++l) block_mods.push_back(contiguous(mods[size_t(l)]));
+  Variable x1;  // the first norm of block l when block l − 1 formed it
   for (int l = 0; l < nb; ++l) {
     bool in_block = l < c.half_depth(), out_block = l > c.half_depth();
     Variable skip;
@@ -304,16 +315,23 @@ Variable DrwkvModel::forward(const DrwkvInputs& in) const {
       skip = skips.back();
       skips.pop_back();
     }
-    Variable mod = contiguous(mods[size_t(l)]);
+    const Variable& mod = block_mods[size_t(l)];
     if (checkpointed(l)) {
       Tensor ds = drop[size_t(l)];
       std::vector<Variable> ins = {h, mod};
       if (out_block) ins.push_back(skip);
       h = checkpoint([this, l, ds, out_block](const std::vector<Variable>& v) {
-        return block(l, v[0], v[1], out_block ? v[2] : Variable(), ds, false);
+        return block(l, v[0], v[1], out_block ? v[2] : Variable(), ds, false).h;
       }, ins);
+      x1 = Variable();
     } else {
-      h = block(l, h, mod, skip, drop[size_t(l)], recompute_elementwise_);
+      // the next block's first norm in this block's last kernel, unless it takes a long skip first or is
+      // recomputed as a whole
+      const bool fuse_next = l + 1 < nb && l + 1 <= c.half_depth() && !checkpointed(l + 1);
+      BlockOutput o = block(l, h, mod, skip, drop[size_t(l)], recompute_elementwise_, x1,
+                            fuse_next ? block_mods[size_t(l) + 1] : Variable());
+      h = o.h;
+      x1 = o.next_x1;
     }
     if (in_block) skips.push_back(h);
   }

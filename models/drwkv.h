@@ -59,8 +59,15 @@ class DrwkvModel {
   };
 
   void register_block(int l, bool out_block);
-  autograd::Variable block(int l, const autograd::Variable& h, const autograd::Variable& mod,
-                           const autograd::Variable& skip, const Tensor& drop_scale, bool recompute) const;
+  // Block l's output h, and with `next_mod` (block l + 1's modulation) also block l + 1's first
+  // LayerNorm-modulate output, formed by the kernel that forms h (the next block then takes it as `x1`
+  // instead of normalising h itself; for blocks without a long skip or an input norm).
+  struct BlockOutput {
+    autograd::Variable h, next_x1;
+  };
+  BlockOutput block(int l, const autograd::Variable& h, const autograd::Variable& mod, const autograd::Variable& skip,
+                    const Tensor& drop_scale, bool recompute, const autograd::Variable& x1 = {},
+                    const autograd::Variable& next_mod = {}) const;
   const autograd::Variable& p(int id) const { return store_.var(id); }
   DType branch_dtype() const;
   DType residual_dtype() const;

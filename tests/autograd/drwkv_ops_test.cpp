@@ -272,6 +272,43 @@ TEST(GatedResidualLayerNormModulate, EqualsTheTwoOps) {
   }
 }
 
+TEST(ReceptanceGatedResidualLayerNormModulate, EqualsTheTwoOps) {
+  // the channel mix's residual with the next block's first norm (its own mod tensor)
+  for (auto [B, T, C] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{2, 3, 5}, {1, 1, 1}, {2, 65, 12}}) {
+    std::vector<Tensor> in{rnd(Shape{B, T, C}, 1, -2, 2), rnd(Shape{B, T, C}, 2, -4, 4), rnd(Shape{B, T, C}, 3),
+                           rnd(Shape{B, 6 * C}, 4), rnd(Shape{C}, 5, 0.5, 1.5), rnd(Shape{C}, 6), rnd(Shape{B, 6 * C}, 7)};
+    std::vector<float> sv;
+    for (int64_t b = 0; b < B; ++b) sv.push_back(b % 2 ? 0.f : 1.f / 0.9f);
+    Tensor scale = Tensor::from_vector(sv, Shape{B});
+    // leaves: h, r, y, mod, ln weight, ln bias, the next block's mod
+    auto fused = [&](const std::vector<Variable>& v) {
+      return receptance_gated_residual_layernorm_modulate(v[0], v[1], v[2], v[3], 5, scale, v[4], v[5], 1e-5, v[6], 0,
+                                                          1, DType::F64);
+    };
+    auto apart = [&](const std::vector<Variable>& v) {
+      Variable out = receptance_gated_residual(v[0], v[1], v[2], v[3], 5, scale);
+      return std::pair<Variable, Variable>{out, layernorm_modulate(out, v[4], v[5], 1e-5, v[6], 0, 1, DType::F64)};
+    };
+    auto leaves = [&] {
+      std::vector<Variable> v;
+      for (const Tensor& t : in) v.emplace_back(t, true);
+      return v;
+    };
+    // both outputs feed the result (the output is also the next block's residual)
+    std::vector<Variable> a = leaves(), b = leaves();
+    auto [oa, xa] = fused(a);
+    auto [ob, xb] = apart(b);
+    EXPECT_TENSORS_CLOSE(oa.value(), ob.value(), (testing::Tolerance{0, 0}), "out", 1);
+    EXPECT_TENSORS_CLOSE(xa.value(), xb.value(), (testing::Tolerance{0, 0}), "x", 1);
+    Tensor seed = rnd(Shape{B, T, C}, 8);
+    gated_residual(oa, xa, a[6], 2).backward(seed);
+    gated_residual(ob, xb, b[6], 2).backward(seed);
+    const char* names[] = {"dh", "dr", "dy", "dmod", "dweight", "dbias", "dmod (next block)"};
+    for (size_t i = 0; i < a.size(); ++i)
+      EXPECT_TENSORS_CLOSE(a[i].grad(), b[i].grad(), (testing::Tolerance{0, 0}), names[i], 1);
+  }
+}
+
 TEST(SigmoidMul, ValuesAndGradients) {
   for (Shape s : {Shape{1}, Shape{7}, Shape{2, 3, 5}}) {
     Tensor r = rnd(s, 1, -3, 3), z = rnd(s, 2);

@@ -1,8 +1,8 @@
 // adaLN-Zero CUDA kernels against the CPU reference (f64, same rounded inputs): LayerNorm + modulation
 // forward/backward and the gated residual, f32 and bf16 branch, with and without affine, overwrite and
 // accumulate, the 16-byte path and the scalar path (odd C, mod strides not a multiple of 4), several
-// token blocks per sample, outputs poisoned first; the fused gated residual + LayerNorm-modulate forward
-// and backward against the two kernels; determinism of the parameter gradients.
+// token blocks per sample, outputs poisoned first; the fused (receptance-)gated residual + LayerNorm-
+// modulate forward and backward against the two kernels; determinism of the parameter gradients.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -144,148 +144,181 @@ void check_gated_residual(const Case& k, bool receptance, uint64_t seed) {
   }
 }
 
-// The fused gated residual + LayerNorm-modulate forward: bitwise the two kernels on the GPU (so either
-// op's backward applies), and the f64 CPU composition within the f32 / branch tolerances.
+// Operands of the fused gated residual + LayerNorm-modulate: h, y, the receptance r (with `receptance`),
+// affine parameters, the gate's mod and the norm's (another tensor of the same row stride with the
+// receptance, as the next block's), drop-path scales.
+struct GatedLnInputs {
+  Tensor h, y, r, w, bias, mod, ln_mod, ss;
+  GatedLnInputs(const Case& k, DType ty, bool receptance, uint64_t seed) {
+    const int64_t B = k.B, T = k.T, C = k.C, ms = 6 * C + k.stride_pad;
+    h = random_uniform_via_f32(Shape{B, T, C}, DType::F32, kGpu, seed, -2, 3);
+    y = random_uniform_via_f32(Shape{B, T, C}, ty, kGpu, seed + 1);
+    if (receptance) r = random_uniform_via_f32(Shape{B, T, C}, ty, kGpu, seed + 2, -5.0, 5.0);
+    w = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 3, 0.5, 1.5);
+    bias = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 4);
+    mod = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 5);
+    ln_mod = receptance ? random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 6) : mod;
+    std::vector<float> sv;
+    for (int64_t b = 0; b < B; ++b) sv.push_back(b % 3 == 1 ? 0.f : 1.f / 0.9f);
+    ss = Tensor::from_vector(sv, Shape{B}, kGpu);
+  }
+};
+template <typename T> const T* opt(const Tensor& t) { return t.defined() ? p<T>(t) : nullptr; }
+
+// The fused gated residual + LayerNorm-modulate forward (with the receptance: the channel mix's residual
+// and the next block's norm): bitwise the two kernels on the GPU, also without writing h1, and the f64
+// CPU composition within the f32 / branch tolerances.
 template <typename TY>
-void check_gated_layernorm_modulate(const Case& k, uint64_t seed) {
+void check_gated_layernorm_modulate(const Case& k, bool receptance, uint64_t seed) {
   const DType ty = dtype_v<TY>;
   const int64_t B = k.B, T = k.T, C = k.C, ms = 6 * C + k.stride_pad;
-  const std::string what = "gated+LN B " + std::to_string(B) + " T " + std::to_string(T) + " C " + std::to_string(C) +
-                           (k.affine ? " affine" : "") + " pad " + std::to_string(k.stride_pad) + " " +
-                           std::string(dtype_name(ty));
-  Tensor h = random_uniform_via_f32(Shape{B, T, C}, DType::F32, kGpu, seed, -2, 3);
-  Tensor y = random_uniform_via_f32(Shape{B, T, C}, ty, kGpu, seed + 1);
-  Tensor w = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 2, 0.5, 1.5);
-  Tensor bias = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 3);
-  Tensor mod = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 4);
-  std::vector<float> sv;
-  for (int64_t b = 0; b < B; ++b) sv.push_back(b % 3 == 1 ? 0.f : 1.f / 0.9f);
-  Tensor ss = Tensor::from_vector(sv, Shape{B}, kGpu);
-  const float* wg = k.affine ? p<float>(w) : nullptr;
-  const float* bg = k.affine ? p<float>(bias) : nullptr;
-  const float* m = p<float>(mod);
+  const std::string what = std::string(receptance ? "receptance-gated" : "gated") + "+LN B " + std::to_string(B) +
+                           " T " + std::to_string(T) + " C " + std::to_string(C) + (k.affine ? " affine" : "") +
+                           " pad " + std::to_string(k.stride_pad) + " " + std::string(dtype_name(ty));
+  const GatedLnInputs in(k, ty, receptance, seed);
+  const float* wg = k.affine ? p<float>(in.w) : nullptr;
+  const float* bg = k.affine ? p<float>(in.bias) : nullptr;
+  const float *m = p<float>(in.mod), *lm = p<float>(in.ln_mod);
+  const TY* rp = opt<TY>(in.r);
   auto stats = [&] { return testing::poisoned(Shape{B * T}, DType::F32, kGpu); };
   // the two kernels
   Tensor h1 = testing::poisoned(Shape{B, T, C}, DType::F32, kGpu), x = testing::poisoned(Shape{B, T, C}, ty, kGpu);
   Tensor mean = stats(), rstd = stats();
-  gated_residual_forward_cuda<float, TY>(p<float>(h1), p<float>(h), p<TY>(y), nullptr, m + 2 * C, ms, p<float>(ss), B,
-                                         T, C, stream());
-  layernorm_modulate_forward_cuda<float, TY>(p<TY>(x), p<float>(mean), p<float>(rstd), p<float>(h1), wg, bg, m + 3 * C,
-                                             m + 4 * C, ms, B, T, C, 1e-5, stream());
+  gated_residual_forward_cuda<float, TY>(p<float>(h1), p<float>(in.h), p<TY>(in.y), rp, m + 2 * C, ms, p<float>(in.ss),
+                                         B, T, C, stream());
+  layernorm_modulate_forward_cuda<float, TY>(p<TY>(x), p<float>(mean), p<float>(rstd), p<float>(h1), wg, bg, lm + 3 * C,
+                                             lm + 4 * C, ms, B, T, C, 1e-5, stream());
   // fused
   Tensor fh1 = testing::poisoned(Shape{B, T, C}, DType::F32, kGpu), fx = testing::poisoned(Shape{B, T, C}, ty, kGpu);
   Tensor fmean = stats(), frstd = stats();
-  gated_residual_layernorm_modulate_forward_cuda<float, TY>(p<float>(fh1), p<TY>(fx), p<float>(fmean), p<float>(frstd),
-                                                            p<float>(h), p<TY>(y), m + 2 * C, p<float>(ss), wg, bg,
-                                                            m + 3 * C, m + 4 * C, ms, B, T, C, 1e-5, stream());
-  // x alone (h1 not written: the recomputation)
-  Tensor ox = testing::poisoned(Shape{B, T, C}, ty, kGpu), omean = stats(), orstd = stats();
-  gated_residual_layernorm_modulate_forward_cuda<float, TY>(nullptr, p<TY>(ox), p<float>(omean), p<float>(orstd),
-                                                            p<float>(h), p<TY>(y), m + 2 * C, p<float>(ss), wg, bg,
-                                                            m + 3 * C, m + 4 * C, ms, B, T, C, 1e-5, stream());
+  gated_residual_layernorm_modulate_forward_cuda<float, TY>(
+      p<float>(fh1), p<TY>(fx), p<float>(fmean), p<float>(frstd), p<float>(in.h), p<TY>(in.y), rp, m + 2 * C,
+      p<float>(in.ss), wg, bg, lm + 3 * C, lm + 4 * C, ms, B, T, C, 1e-5, stream());
   const testing::Tolerance exact{0, 0};
-  EXPECT_TENSORS_CLOSE(ox, x, exact, what + " x without h1 (bitwise)", seed);
+  if (!receptance || C <= kGatedLayerNormBackwardFusedC) {  // x alone (h1 not written: the recomputation)
+    Tensor ox = testing::poisoned(Shape{B, T, C}, ty, kGpu), omean = stats(), orstd = stats();
+    gated_residual_layernorm_modulate_forward_cuda<float, TY>(
+        nullptr, p<TY>(ox), p<float>(omean), p<float>(orstd), p<float>(in.h), p<TY>(in.y), rp, m + 2 * C,
+        p<float>(in.ss), wg, bg, lm + 3 * C, lm + 4 * C, ms, B, T, C, 1e-5, stream());
+    EXPECT_TENSORS_CLOSE(ox, x, exact, what + " x without h1 (bitwise)", seed);
+  }
   EXPECT_TENSORS_CLOSE(fh1, h1, exact, what + " h1 (bitwise)", seed);
   EXPECT_TENSORS_CLOSE(fx, x, exact, what + " x (bitwise)", seed);
   EXPECT_TENSORS_CLOSE(fmean, mean, exact, what + " mean (bitwise)", seed);
   EXPECT_TENSORS_CLOSE(frstd, rstd, exact, what + " rstd (bitwise)", seed);
   // against the CPU in f64
-  Tensor h64 = to_f64(h), y64 = to_f64(y), w64 = to_f64(w), b64 = to_f64(bias), mod64 = to_f64(mod), ss64 = to_f64(ss);
+  Tensor h64 = to_f64(in.h), y64 = to_f64(in.y), w64 = to_f64(in.w), b64 = to_f64(in.bias), mod64 = to_f64(in.mod),
+         lmod64 = to_f64(in.ln_mod), ss64 = to_f64(in.ss), r64 = receptance ? to_f64(in.r) : Tensor();
   Tensor h164 = Tensor::empty(Shape{B, T, C}, DType::F64), x64 = Tensor::empty(Shape{B, T, C}, DType::F64);
   Tensor mean64 = Tensor::empty(Shape{B * T}, DType::F64), rstd64 = Tensor::empty(Shape{B * T}, DType::F64);
-  const double* m64 = p<double>(mod64);
   gated_residual_layernorm_modulate_forward_cpu<double, double>(
-      p<double>(h164), p<double>(x64), p<double>(mean64), p<double>(rstd64), p<double>(h64), p<double>(y64), m64 + 2 * C,
-      p<double>(ss64), k.affine ? p<double>(w64) : nullptr, k.affine ? p<double>(b64) : nullptr, m64 + 3 * C,
-      m64 + 4 * C, ms, B, T, C, 1e-5);
+      p<double>(h164), p<double>(x64), p<double>(mean64), p<double>(rstd64), p<double>(h64), p<double>(y64),
+      opt<double>(r64), p<double>(mod64) + 2 * C, p<double>(ss64), k.affine ? p<double>(w64) : nullptr,
+      k.affine ? p<double>(b64) : nullptr, p<double>(lmod64) + 3 * C, p<double>(lmod64) + 4 * C, ms, B, T, C, 1e-5);
   EXPECT_TENSORS_CLOSE(fh1, h164, testing::tolerance_for(DType::F32), what + " h1", seed);
   EXPECT_TENSORS_CLOSE(fx, x64, testing::tolerance_for(ty), what + " x", seed);
 }
 
-// The fused backward of gated_residual_layernorm_modulate (from h: it forms h1 again) against the f64 CPU
-// composition of the two backwards, with and without accumulation into dh1 and dy, drop-path scales and
-// affine; dh1 and dy bitwise those of the two CUDA kernels run on the h1 of the fused forward (rows wider
-// than 2048 channels take the two-kernel path).
+// The fused backward against the f64 CPU composition of the two backwards and bitwise against the two
+// CUDA kernels run on the forward's h1, with and without accumulation into dh1 and dy, drop-path scales
+// and affine. Without the receptance the kernel gets h and forms h1 again; with it, h1 itself (and
+// writes dr). Rows wider than 2048 channels take the two-kernel path.
 template <typename TY>
-void check_gated_layernorm_modulate_backward(const Case& k, uint64_t seed) {
+void check_gated_layernorm_modulate_backward(const Case& k, bool receptance, uint64_t seed) {
   const DType ty = dtype_v<TY>;
   const int64_t B = k.B, T = k.T, C = k.C, ms = 6 * C + k.stride_pad;
-  const std::string what = "gated+LN backward B " + std::to_string(B) + " T " + std::to_string(T) + " C " +
-                           std::to_string(C) + (k.affine ? " affine" : "") + (k.accumulate ? " acc" : "") + " pad " +
+  const std::string what = std::string(receptance ? "receptance-gated" : "gated") + "+LN backward B " +
+                           std::to_string(B) + " T " + std::to_string(T) + " C " + std::to_string(C) +
+                           (k.affine ? " affine" : "") + (k.accumulate ? " acc" : "") + " pad " +
                            std::to_string(k.stride_pad) + " " + std::string(dtype_name(ty));
   const Shape rows{B, T, C};
-  Tensor h = random_uniform_via_f32(rows, DType::F32, kGpu, seed, -2, 3);
-  Tensor y = random_uniform_via_f32(rows, ty, kGpu, seed + 1);
-  Tensor dx = random_uniform_via_f32(rows, ty, kGpu, seed + 2);
-  Tensor w = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 3, 0.5, 1.5);
-  Tensor bias = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 4);
-  Tensor mod = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 5);
-  std::vector<float> sv;
-  for (int64_t b = 0; b < B; ++b) sv.push_back(b % 3 == 1 ? 0.f : 1.f / 0.9f);
-  Tensor ss = Tensor::from_vector(sv, Shape{B}, kGpu);
-  const float* wg = k.affine ? p<float>(w) : nullptr;
-  const float* bg = k.affine ? p<float>(bias) : nullptr;
-  const float* m = p<float>(mod);
-  Tensor dh1_in = random_uniform_via_f32(rows, DType::F32, kGpu, seed + 6);
-  Tensor dy_in = random_uniform_via_f32(rows, ty, kGpu, seed + 7);
-  Tensor dmod_in = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 8);
-  Tensor dw_in = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 9);
-  Tensor db_in = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 10);
+  const GatedLnInputs in(k, ty, receptance, seed);
+  Tensor dx = random_uniform_via_f32(rows, ty, kGpu, seed + 7);
+  const float* wg = k.affine ? p<float>(in.w) : nullptr;
+  const float* bg = k.affine ? p<float>(in.bias) : nullptr;
+  const float *m = p<float>(in.mod), *lm = p<float>(in.ln_mod);
+  const TY* rp = opt<TY>(in.r);
+  Tensor dh1_in = random_uniform_via_f32(rows, DType::F32, kGpu, seed + 8);
+  Tensor dy_in = random_uniform_via_f32(rows, ty, kGpu, seed + 9);
+  Tensor dmod_in = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 10);
+  Tensor dlmod_in = random_uniform_via_f32(Shape{B, ms}, DType::F32, kGpu, seed + 11);
+  Tensor dw_in = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 12);
+  Tensor db_in = random_uniform_via_f32(Shape{C}, DType::F32, kGpu, seed + 13);
   for (const bool scaled : {false, true}) {
     const std::string at = what + (scaled ? " scaled" : "");
-    const float* sg = scaled ? p<float>(ss) : nullptr;
+    const float* sg = scaled ? p<float>(in.ss) : nullptr;
     // the forward: h1 and the statistics it saves
     Tensor h1 = Tensor::empty(rows, DType::F32, kGpu), x = Tensor::empty(rows, ty, kGpu);
     Tensor mean = Tensor::empty(Shape{B * T}, DType::F32, kGpu), rstd = Tensor::empty(Shape{B * T}, DType::F32, kGpu);
     gated_residual_layernorm_modulate_forward_cuda<float, TY>(p<float>(h1), p<TY>(x), p<float>(mean), p<float>(rstd),
-                                                              p<float>(h), p<TY>(y), m + 2 * C, sg, wg, bg, m + 3 * C,
-                                                              m + 4 * C, ms, B, T, C, 1e-5, stream());
+                                                              p<float>(in.h), p<TY>(in.y), rp, m + 2 * C, sg, wg, bg,
+                                                              lm + 3 * C, lm + 4 * C, ms, B, T, C, 1e-5, stream());
     auto start = [&](const Tensor& given, DType dt, bool acc) {
       return acc ? given.clone() : testing::poisoned(given.shape(), dt, kGpu);
     };
-    // fused, from h
-    Tensor dh1 = start(dh1_in, DType::F32, k.accumulate), dy = start(dy_in, ty, k.accumulate);
-    Tensor dmod = dmod_in.clone(), dw = dw_in.clone(), db = db_in.clone();
+    // in the gradient of mod only the gate chunk is written, in that of the norm's mod shift and scale
+    // (the same tensor without the receptance)
+    struct Grads {
+      Tensor dh1, dy, dr, dmod, dlmod, dw, db;
+    };
+    auto fresh = [&] {
+      Grads g{start(dh1_in, DType::F32, k.accumulate), start(dy_in, ty, k.accumulate),
+              receptance ? testing::poisoned(rows, ty, kGpu) : Tensor(), dmod_in.clone(),
+              receptance ? dlmod_in.clone() : Tensor(), dw_in.clone(), db_in.clone()};
+      if (!receptance) g.dlmod = g.dmod;
+      return g;
+    };
     Tensor ws = Tensor::empty(Shape{gated_residual_layernorm_modulate_backward_workspace(B, T, C)}, DType::F32, kGpu);
     ws.fill_(std::nan(""));
-    float* dm = p<float>(dmod);
+    // fused
+    Grads f = fresh();
     gated_residual_layernorm_modulate_backward_cuda<float, TY>(
-        p<float>(dh1), p<TY>(dy), dm + 2 * C, k.affine ? p<float>(dw) : nullptr, k.affine ? p<float>(db) : nullptr,
-        dm + 3 * C, dm + 4 * C, p<TY>(dx), p<float>(h), p<float>(mean), p<float>(rstd), p<TY>(y), m + 2 * C, sg, wg, bg,
-        m + 4 * C, ms, B, T, C, k.accumulate, k.accumulate, p<float>(ws), stream());
-    // the two CUDA kernels, on the kept h1
-    Tensor dh1_2 = start(dh1_in, DType::F32, k.accumulate), dy_2 = start(dy_in, ty, k.accumulate);
-    Tensor dmod_2 = dmod_in.clone(), dw_2 = dw_in.clone(), db_2 = db_in.clone();
-    float* dm2 = p<float>(dmod_2);
-    layernorm_modulate_backward_cuda<float, TY>(p<float>(dh1_2), k.affine ? p<float>(dw_2) : nullptr,
-                                                k.affine ? p<float>(db_2) : nullptr, dm2 + 3 * C, dm2 + 4 * C, p<TY>(dx),
-                                                p<float>(h1), p<float>(mean), p<float>(rstd), wg, bg, m + 4 * C, ms, B, T,
-                                                C, k.accumulate, p<float>(ws), stream());
-    gated_residual_backward_cuda<float, TY>(p<TY>(dy_2), nullptr, dm2 + 2 * C, p<float>(dh1_2), p<TY>(y), nullptr,
-                                            m + 2 * C, ms, sg, B, T, C, k.accumulate, p<float>(ws), stream());
+        p<float>(f.dh1), p<TY>(f.dy), receptance ? p<TY>(f.dr) : nullptr, p<float>(f.dmod) + 2 * C,
+        k.affine ? p<float>(f.dw) : nullptr, k.affine ? p<float>(f.db) : nullptr, p<float>(f.dlmod) + 3 * C,
+        p<float>(f.dlmod) + 4 * C, p<TY>(dx), receptance ? nullptr : p<float>(in.h), receptance ? p<float>(h1) : nullptr,
+        p<float>(mean), p<float>(rstd), p<TY>(in.y), rp, m + 2 * C, sg, wg, bg, lm + 4 * C, ms, B, T, C, k.accumulate,
+        k.accumulate, p<float>(ws), stream());
+    // the two CUDA kernels, on the forward's h1
+    Grads u = fresh();
+    layernorm_modulate_backward_cuda<float, TY>(p<float>(u.dh1), k.affine ? p<float>(u.dw) : nullptr,
+                                                k.affine ? p<float>(u.db) : nullptr, p<float>(u.dlmod) + 3 * C,
+                                                p<float>(u.dlmod) + 4 * C, p<TY>(dx), p<float>(h1), p<float>(mean),
+                                                p<float>(rstd), wg, bg, lm + 4 * C, ms, B, T, C, k.accumulate,
+                                                p<float>(ws), stream());
+    gated_residual_backward_cuda<float, TY>(p<TY>(u.dy), receptance ? p<TY>(u.dr) : nullptr, p<float>(u.dmod) + 2 * C,
+                                            p<float>(u.dh1), p<TY>(in.y), rp, m + 2 * C, ms, sg, B, T, C, k.accumulate,
+                                            p<float>(ws), stream());
     const testing::Tolerance exact{0, 0};
-    EXPECT_TENSORS_CLOSE(dh1, dh1_2, exact, at + " dh1 (bitwise the two kernels)", seed);
-    EXPECT_TENSORS_CLOSE(dy, dy_2, exact, at + " dy (bitwise the two kernels)", seed);
+    EXPECT_TENSORS_CLOSE(f.dh1, u.dh1, exact, at + " dh1 (bitwise the two kernels)", seed);
+    EXPECT_TENSORS_CLOSE(f.dy, u.dy, exact, at + " dy (bitwise the two kernels)", seed);
+    if (receptance) {
+      EXPECT_TENSORS_CLOSE(f.dr, u.dr, exact, at + " dr (bitwise the two kernels)", seed);
+    }
     // against the CPU in f64
     Tensor dh164 = k.accumulate ? to_f64(dh1_in) : Tensor::empty(rows, DType::F64);
     Tensor dy64 = k.accumulate ? to_f64(dy_in) : Tensor::empty(rows, DType::F64);
-    Tensor dmod64 = to_f64(dmod_in), dw64 = to_f64(dw_in), db64 = to_f64(db_in);
-    Tensor h64 = to_f64(h), y64 = to_f64(y), dx64 = to_f64(dx), mod64 = to_f64(mod), ss64 = to_f64(ss);
-    Tensor w64 = to_f64(w), b64 = to_f64(bias), mean64 = to_f64(mean), rstd64 = to_f64(rstd);
-    double* dm64 = p<double>(dmod64);
-    const double* m64 = p<double>(mod64);
+    Tensor dr64 = Tensor::empty(rows, DType::F64), dmod64 = to_f64(dmod_in), dw64 = to_f64(dw_in), db64 = to_f64(db_in);
+    Tensor dlmod64 = receptance ? to_f64(dlmod_in) : dmod64;
+    Tensor h64 = to_f64(in.h), h164 = to_f64(h1), y64 = to_f64(in.y), dx64 = to_f64(dx), mod64 = to_f64(in.mod);
+    Tensor lmod64 = to_f64(in.ln_mod), ss64 = to_f64(in.ss), r64 = receptance ? to_f64(in.r) : Tensor();
+    Tensor w64 = to_f64(in.w), b64 = to_f64(in.bias), mean64 = to_f64(mean), rstd64 = to_f64(rstd);
     gated_residual_layernorm_modulate_backward_cpu<double, double>(
-        p<double>(dh164), p<double>(dy64), dm64 + 2 * C, k.affine ? p<double>(dw64) : nullptr,
-        k.affine ? p<double>(db64) : nullptr, dm64 + 3 * C, dm64 + 4 * C, p<double>(dx64), p<double>(h64),
-        p<double>(mean64), p<double>(rstd64), p<double>(y64), m64 + 2 * C, scaled ? p<double>(ss64) : nullptr,
-        k.affine ? p<double>(w64) : nullptr, k.affine ? p<double>(b64) : nullptr, m64 + 4 * C, ms, B, T, C,
-        k.accumulate, k.accumulate, nullptr);
-    EXPECT_TENSORS_CLOSE(dh1, dh164, (testing::Tolerance{1e-4, 1e-4}), at + " dh1", seed);
-    EXPECT_TENSORS_CLOSE(dy, dy64, testing::tolerance_for(ty), at + " dy", seed);
-    EXPECT_TENSORS_CLOSE(dmod, dmod64, sum_tolerance(T), at + " dmod (gate, shift, scale; other chunks untouched)",
-                         seed);
-    EXPECT_TENSORS_CLOSE(dw, dw64, sum_tolerance(B * T), at + " dweight", seed);
-    EXPECT_TENSORS_CLOSE(db, db64, sum_tolerance(B * T), at + " dbias", seed);
+        p<double>(dh164), p<double>(dy64), receptance ? p<double>(dr64) : nullptr, p<double>(dmod64) + 2 * C,
+        k.affine ? p<double>(dw64) : nullptr, k.affine ? p<double>(db64) : nullptr, p<double>(dlmod64) + 3 * C,
+        p<double>(dlmod64) + 4 * C, p<double>(dx64), receptance ? nullptr : p<double>(h64),
+        receptance ? p<double>(h164) : nullptr, p<double>(mean64), p<double>(rstd64), p<double>(y64), opt<double>(r64),
+        p<double>(mod64) + 2 * C, scaled ? p<double>(ss64) : nullptr, k.affine ? p<double>(w64) : nullptr,
+        k.affine ? p<double>(b64) : nullptr, p<double>(lmod64) + 4 * C, ms, B, T, C, k.accumulate, k.accumulate,
+        nullptr);
+    EXPECT_TENSORS_CLOSE(f.dh1, dh164, (testing::Tolerance{1e-4, 1e-4}), at + " dh1", seed);
+    EXPECT_TENSORS_CLOSE(f.dy, dy64, testing::tolerance_for(ty), at + " dy", seed);
+    if (receptance) {
+      EXPECT_TENSORS_CLOSE(f.dr, dr64, testing::tolerance_for(ty), at + " dr", seed);
+      EXPECT_TENSORS_CLOSE(f.dlmod, dlmod64, sum_tolerance(T), at + " dmod of the norm (shift, scale)", seed);
+    }
+    EXPECT_TENSORS_CLOSE(f.dmod, dmod64, sum_tolerance(T), at + " dmod (gate; without r also shift, scale)", seed);
+    EXPECT_TENSORS_CLOSE(f.dw, dw64, sum_tolerance(B * T), at + " dweight", seed);
+    EXPECT_TENSORS_CLOSE(f.db, db64, sum_tolerance(B * T), at + " dbias", seed);
   }
 }
 
@@ -320,19 +353,21 @@ TEST(AdaLNGpu, GatedResidualMatchesCpu) {
 TEST(AdaLNGpu, GatedLayerNormModulateMatchesTheTwoKernels) {
   DRWKV_REQUIRE_GPU();
   uint64_t seed = 900;
-  for (const Case& k : cases()) {
-    check_gated_layernorm_modulate<float>(k, seed += 10);
-    check_gated_layernorm_modulate<bf16>(k, seed += 10);
-  }
+  for (const Case& k : cases())
+    for (const bool receptance : {false, true}) {
+      check_gated_layernorm_modulate<float>(k, receptance, seed += 10);
+      check_gated_layernorm_modulate<bf16>(k, receptance, seed += 10);
+    }
 }
 
 TEST(AdaLNGpu, GatedLayerNormModulateBackwardMatchesCpuAndTheTwoKernels) {
   DRWKV_REQUIRE_GPU();
   uint64_t seed = 1300;
-  for (const Case& k : cases()) {
-    check_gated_layernorm_modulate_backward<float>(k, seed += 20);
-    check_gated_layernorm_modulate_backward<bf16>(k, seed += 20);
-  }
+  for (const Case& k : cases())
+    for (const bool receptance : {false, true}) {
+      check_gated_layernorm_modulate_backward<float>(k, receptance, seed += 20);
+      check_gated_layernorm_modulate_backward<bf16>(k, receptance, seed += 20);
+    }
 }
 
 TEST(AdaLNGpu, ParameterGradientsAreDeterministic) {

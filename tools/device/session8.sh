@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call for the sixth session's changes (gradients overwritten after zero_grads instead of
-# cleared; the spatial residual's and the channel norm's backwards in one kernel): build, every
+# cleared; the spatial residual's and the channel norm's backwards in one kernel, h1 not kept; the
+# channel mix's residual with the next block's first norm, forward and backward): build, every
 # GPU-labelled test, the fused-op table, the training step for all configurations, H/2 with elementwise
 # recomputation, and the per-kernel breakdown of H/2. Logs go to $OUT.
 source "$(dirname "$0")/env.sh"
