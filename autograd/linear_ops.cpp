@@ -141,13 +141,11 @@ bool gemm_can_write(DType in, DType out) {
   return out == in || (in == DType::BF16 && out == DType::F32);
 }
 
-// Input i's gradient as the product `f(out_matrix, beta)`, in place into the engine's target when the
-// GEMM can write it, otherwise through a temporary in the operands' dtype. `batched` selects the
-// 3-D view.
+// A gradient as the product `f(out_matrix, beta)` into `target` (the engine's, holding a partial sum
+// when `accumulate`), in place when the GEMM can write it, otherwise through a temporary in the
+// operands' dtype. `batched` selects the 3-D view.
 template <typename F>
-void grad_product(BackwardContext& ctx, int i, DType operand_dtype, bool batched, F&& f) {
-  bool accumulate = false;
-  Tensor target = ctx.target(i, &accumulate);
+void product_into(Tensor target, bool accumulate, DType operand_dtype, bool batched, F&& f) {
   if (gemm_can_write(operand_dtype, target.dtype())) {
     Mat m = batched ? as_batched(target, false) : as_matrix(target, false);
     if (m.t.defined()) {
@@ -162,6 +160,87 @@ void grad_product(BackwardContext& ctx, int i, DType operand_dtype, bool batched
   } else {
     target.copy_(tmp);
   }
+}
+
+// Input i's gradient as the product `f(out_matrix, beta)` (product_into the engine's target).
+template <typename F>
+void grad_product(BackwardContext& ctx, int i, DType operand_dtype, bool batched, F&& f) {
+  bool accumulate = false;
+  Tensor target = ctx.target(i, &accumulate);
+  product_into(std::move(target), accumulate, operand_dtype, batched, std::forward<F>(f));
+}
+
+// Products d_k = op(a_k) op(b_k) of one shape as one grouped GEMM (kernels::gemm_group), or one GEMM
+// each when the operands do not share dtypes and leading dimensions.
+void gemm_grouped(const std::vector<Mat>& a, bool ta, const std::vector<Mat>& b, bool tb, const std::vector<Mat>& d,
+                  float beta) {
+  const size_t n = d.size();
+  bool same = n <= size_t(kernels::kMaxGemmGroup);
+  for (size_t i = 0; i < n && same; ++i)
+    same = a[i].ld == a[0].ld && b[i].ld == b[0].ld && d[i].ld == d[0].ld && d[i].rows == d[0].rows &&
+           d[i].cols == d[0].cols && a[i].t.dtype() == a[0].t.dtype() && d[i].t.dtype() == d[0].t.dtype() &&
+           a[i].batch == 1 && b[i].batch == 1 && d[i].batch == 1;
+  const int64_t k = ta ? a[0].rows : a[0].cols;
+  if (!same || n == 1 || d[0].rows == 0 || d[0].cols == 0 || k == 0) {
+    for (size_t i = 0; i < n; ++i) gemm(a[i], ta, b[i], tb, d[i], beta);
+    return;
+  }
+  kernels::GemmArgs g;
+  g.m = d[0].rows;
+  g.n = d[0].cols;
+  g.k = k;
+  g.a_dtype = a[0].t.dtype();
+  g.lda = a[0].ld;
+  g.trans_a = ta;
+  g.b_dtype = b[0].t.dtype();
+  g.ldb = b[0].ld;
+  g.trans_b = tb;
+  g.d_dtype = d[0].t.dtype();
+  g.ldd = d[0].ld;
+  g.beta = beta;
+  kernels::GemmGroup group;
+  group.count = int(n);
+  for (size_t i = 0; i < n; ++i) {
+    DRWKV_ASSERT((ta ? a[i].cols : a[i].rows) == g.m && (tb ? b[i].rows : b[i].cols) == g.n &&
+                     (tb ? b[i].cols : b[i].rows) == k,
+                 "gemm_grouped: product %zu does not have the group's shape", i);
+    group.a[i] = a[i].t.data();
+    group.b[i] = b[i].t.data();
+    group.d[i] = d[i].t.data();
+  }
+  if (d[0].t.is_cuda()) {
+    ProfileRange range("gemm", d[0].t.device());
+    DRWKV_CUDA_ONLY(kernels::gemm_group_cuda(g, group, current_stream(d[0].t.device()).handle()));
+  } else {
+    kernels::gemm_group_cpu(g, group);
+  }
+}
+
+// The gradients of inputs idx[k] as products f(k, out_matrix, beta), grouped (`group(out_matrices,
+// beta)`) when every target takes the GEMM's output directly with the same accumulation, else one by one.
+template <typename One, typename Group>
+void grouped_grad_products(BackwardContext& ctx, const std::vector<int>& idx, DType operand_dtype, One&& one,
+                           Group&& group) {
+  std::vector<Tensor> targets;
+  std::vector<bool> acc;
+  for (int i : idx) {
+    bool a = false;
+    targets.push_back(ctx.target(i, &a));
+    acc.push_back(a);
+  }
+  std::vector<Mat> outs;
+  for (size_t k = 0; k < idx.size(); ++k) {
+    if (!gemm_can_write(operand_dtype, targets[k].dtype()) || acc[k] != acc[0]) break;
+    Mat m = as_matrix(targets[k], false);
+    if (!m.t.defined()) break;
+    outs.push_back(m);
+  }
+  if (outs.size() == idx.size()) {
+    group(outs, acc[0] ? 1.0f : 0.0f);
+    return;
+  }
+  for (size_t k = 0; k < idx.size(); ++k)
+    product_into(targets[k], acc[k], operand_dtype, false, [&](const Mat& d, float beta) { one(int(k), d, beta); });
 }
 
 // Bias gradient Σ_rows dy (dy [rows, n], dense) into input i: f32 (f64 for the f64 oracle) column sums
@@ -249,6 +328,69 @@ Variable linear_recompute(const Variable& x, const Variable& weight, std::functi
       grad_product(ctx, 1, dt, false, [&](const Mat& d, float beta) { gemm(dy, true, in, false, d, beta); });
     }
     if (has_bias && ctx.needs(2)) bias_grad(ctx, 2, ctx.grad_output());
+  });
+}
+
+std::vector<Variable> linear_group(const std::vector<Variable>& xs, const std::vector<Variable>& weights,
+                                   std::function<Tensor(int)> recompute_x) {
+  const int n = int(xs.size());
+  DRWKV_ASSERT(n >= 1 && n <= kernels::kMaxGemmGroup && int(weights.size()) == n,
+               "linear_group: %d inputs and %zu weights (1..%d layers)", n, weights.size(), kernels::kMaxGemmGroup);
+  std::vector<Mat> xm, wm, ym;
+  std::vector<Tensor> ys;
+  for (int i = 0; i < n; ++i) {
+    const Tensor& xv = xs[size_t(i)].value();
+    const Tensor& wv = weights[size_t(i)].value();
+    check_pair(xv, wv, "linear_group");
+    DRWKV_ASSERT(xv.shape() == xs[0].value().shape() && xv.dtype() == xs[0].value().dtype() &&
+                     wv.shape() == weights[0].value().shape(),
+                 "linear_group: layer %d (x %s, W %s) differs from layer 0 (x %s, W %s)", i, describe(xv).c_str(),
+                 describe(wv).c_str(), describe(xs[0].value()).c_str(), describe(weights[0].value()).c_str());
+    xm.push_back(as_matrix(xv));
+    wm.push_back(as_matrix(wv));
+    ys.push_back(Tensor::empty(with_last(xv.shape(), wv.size(0)), xv.dtype(), xv.device()));
+    ym.push_back(as_matrix(ys.back()));
+  }
+  gemm_grouped(xm, false, wm, true, ym, 0.0f);  // y_i = x_i W_iᵀ
+  const DType dt = xs[0].value().dtype();
+  bool any_w = false, any_x = false;
+  for (int i = 0; i < n; ++i) {
+    any_w = any_w || weights[size_t(i)].requires_grad();
+    any_x = any_x || xs[size_t(i)].requires_grad();
+  }
+  // x is needed only for dW (and then kept only without a recompute function), W only for dx
+  if (!any_w || recompute_x) xm.clear();
+  if (!any_x) wm.clear();
+  if (!any_w) recompute_x = nullptr;
+  std::vector<Variable> inputs = xs;
+  inputs.insert(inputs.end(), weights.begin(), weights.end());
+  return make_results(ys, "linear_group", inputs, [xm, wm, n, dt, recompute_x](BackwardContext& ctx) {
+    std::vector<Mat> dy;
+    for (int i = 0; i < n; ++i) dy.push_back(as_matrix(ctx.grad_output_or_zeros(i)));
+    std::vector<int> dx_idx, dw_idx;
+    for (int i = 0; i < n; ++i) {
+      if (ctx.needs(i)) dx_idx.push_back(i);
+      if (ctx.needs(n + i)) dw_idx.push_back(n + i);
+    }
+    auto pick = [](const std::vector<Mat>& all, const std::vector<int>& idx, int offset) {
+      std::vector<Mat> out;
+      for (int i : idx) out.push_back(all[size_t(i - offset)]);
+      return out;
+    };
+    if (!dx_idx.empty()) {  // dx_i = dy_i W_i
+      const std::vector<Mat> a = pick(dy, dx_idx, 0), b = pick(wm, dx_idx, 0);
+      grouped_grad_products(
+          ctx, dx_idx, dt, [&](int k, const Mat& d, float beta) { gemm(a[size_t(k)], false, b[size_t(k)], false, d, beta); },
+          [&](const std::vector<Mat>& d, float beta) { gemm_grouped(a, false, b, false, d, beta); });
+    }
+    if (!dw_idx.empty()) {  // dW_i (+)= dy_iᵀ x_i
+      std::vector<Mat> in;
+      for (int i : dw_idx) in.push_back(recompute_x ? as_matrix(recompute_x(i - n)) : xm[size_t(i - n)]);
+      const std::vector<Mat> a = pick(dy, dw_idx, n);
+      grouped_grad_products(
+          ctx, dw_idx, dt, [&](int k, const Mat& d, float beta) { gemm(a[size_t(k)], true, in[size_t(k)], false, d, beta); },
+          [&](const std::vector<Mat>& d, float beta) { gemm_grouped(a, true, in, false, d, beta); });
+    }
   });
 }
 

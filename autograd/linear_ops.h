@@ -11,6 +11,7 @@
 #pragma once
 
 #include <functional>
+#include <vector>
 
 #include "autograd/variable.h"
 
@@ -24,6 +25,14 @@ Variable linear(const Variable& x, const Variable& weight, const Variable& bias 
 // not storing x, which is most of a block's activation memory.
 Variable linear_recompute(const Variable& x, const Variable& weight, std::function<Tensor()> recompute_x,
                           const Variable& bias = Variable());
+
+// Several linear layers of one shape without bias, y_i = x_i W_iᵀ (i < n ≤ kernels::kMaxGemmGroup; every
+// x_i of one shape and dtype, every W_i of one shape), each product pass as one grouped GEMM
+// (kernels::gemm_group; a pass falls back to one GEMM per layer when its operands or gradient buffers
+// do not share a layout or accumulation): a block's K, V, R projections. With `recompute_x` the x_i are
+// not kept: the weight gradients call recompute_x(i) for them, as linear_recompute does.
+std::vector<Variable> linear_group(const std::vector<Variable>& xs, const std::vector<Variable>& weights,
+                                   std::function<Tensor(int)> recompute_x = nullptr);
 
 // y = x W1ᵀ + s W2ᵀ + b: a Linear over the concatenation [x, s] without materialising it (DRWKV's
 // long-skip fusion, MODEL.md §1.10: W = [W1 | W2], W1 and W2 views of one [N, 2K] weight). Two GEMMs

@@ -79,10 +79,17 @@ Key make_key(const GemmArgs& g, int device) {
              0};
 }
 
-cublasLtMatrixLayout_t make_layout(DType t, int64_t rows, int64_t cols, int64_t ld, int64_t batch, int64_t stride) {
+// `group` > 0: a pointer-array batch of that many matrices (gemm_group), else strided batches.
+cublasLtMatrixLayout_t make_layout(DType t, int64_t rows, int64_t cols, int64_t ld, int64_t batch, int64_t stride,
+                                   int group) {
   cublasLtMatrixLayout_t l;
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, cuda_type(t), uint64_t(rows), uint64_t(cols), ld));
-  if (batch > 1) {
+  if (group > 0) {
+    int32_t count = group;
+    uint32_t mode = CUBLASLT_BATCH_MODE_POINTER_ARRAY;
+    CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+    CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_MODE, &mode, sizeof mode));
+  } else if (batch > 1) {
     int32_t count = int32_t(batch);
     CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
     CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
@@ -141,14 +148,14 @@ bool set_bias_epilogue(cublasLtMatmulDesc_t op, const GemmArgs& g) {
              CUBLAS_STATUS_SUCCESS;
 }
 
-Plan make_plan(cublasLtHandle_t h, const GemmArgs& g, size_t workspace_bytes) {
+Plan make_plan(cublasLtHandle_t h, const GemmArgs& g, size_t workspace_bytes, int group = 0) {
   Plan p;
   // stored row-major r × c = column-major c × r
   int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
   int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
-  p.lt_a = make_layout(g.b_dtype, b_cols, b_rows, g.ldb, g.batch, g.stride_b);
-  p.lt_b = make_layout(g.a_dtype, a_cols, a_rows, g.lda, g.batch, g.stride_a);
-  p.lt_d = make_layout(g.d_dtype, g.n, g.m, g.ldd, g.batch, g.stride_d);
+  p.lt_a = make_layout(g.b_dtype, b_cols, b_rows, g.ldb, g.batch, g.stride_b, group);
+  p.lt_b = make_layout(g.a_dtype, a_cols, a_rows, g.lda, g.batch, g.stride_a, group);
+  p.lt_d = make_layout(g.d_dtype, g.n, g.m, g.ldd, g.batch, g.stride_d, group);
   if (g.bias) {
     p.op = make_desc(g);
     p.bias_epilogue = set_bias_epilogue(p.op, g) && find_algo(h, p, g, workspace_bytes);
@@ -190,6 +197,28 @@ std::mutex g_mutex;
 std::map<Key, Plan>& plans() {
   static auto* m = new std::map<Key, Plan>();  // never destroyed, like Context
   return *m;
+}
+
+// The device the stream belongs to, which must be the current one.
+int stream_device(cudaStream_t s) {
+  int device = 0;
+  CUDA_CHECK(cudaStreamGetDevice(s, &device));
+  int current = 0;
+  CUDA_CHECK(cudaGetDevice(&current));
+  DRWKV_ASSERT(current == device, "gemm_cuda: stream of device %d while device %d is current", device, current);
+  return device;
+}
+
+// gemm_group's pointer table [our B..., our A..., D...] (cuBLASLt's A is our B), written into the head
+// of the workspace by the stream, so that it is in place when the product runs and stays until the
+// next GEMM of the stream.
+struct PointerTable {
+  const void* p[3 * kMaxGemmGroup];
+};
+constexpr size_t kPointerTableBytes = 256;
+static_assert(sizeof(PointerTable) <= kPointerTableBytes, "the table fits its workspace slot");
+__global__ void write_pointer_table_kernel(PointerTable t, int n, const void** out) {
+  if (int(threadIdx.x) < n) out[threadIdx.x] = t.p[threadIdx.x];
 }
 
 // ---- bias gradient ----------------------------------------------------------------------------------
@@ -255,11 +284,7 @@ void gemm_cuda(const GemmArgs& g, StreamHandle stream) {
   gemm_check_args(g, true);
   if (g.m == 0 || g.n == 0) return;
   cudaStream_t s = to_cuda(stream);
-  int device = 0;
-  CUDA_CHECK(cudaStreamGetDevice(s, &device));
-  int current = 0;
-  CUDA_CHECK(cudaGetDevice(&current));
-  DRWKV_ASSERT(current == device, "gemm_cuda: stream of device %d while device %d is current", device, current);
+  const int device = stream_device(s);
   Context& ctx = Context::get(device);
   auto handle = static_cast<cublasLtHandle_t>(ctx.cublaslt_handle());
   Key key = make_key(g, device);
@@ -281,6 +306,53 @@ void gemm_cuda(const GemmArgs& g, StreamHandle stream) {
       launch_bias_add<bf16, bf16>(g, s);
     }
   }
+}
+
+void gemm_group_cuda(const GemmArgs& args, const GemmGroup& group, StreamHandle stream) {
+  const int c = group.count;
+  DRWKV_ASSERT(c >= 1 && c <= kMaxGemmGroup, "gemm_group: %d products (1..%d)", c, kMaxGemmGroup);
+  DRWKV_ASSERT(args.batch == 1 && !args.bias, "gemm_group: batch %lld and a bias are not supported",
+               (long long)args.batch);
+  // the plan is made for the least aligned pointer of each operand
+  GemmArgs g = args;
+  for (int i = 0; i < c; ++i) {
+    GemmArgs one = args;
+    one.a = group.a[i];
+    one.b = group.b[i];
+    one.d = group.d[i];
+    gemm_check_args(one, true);
+    if (i == 0 || alignment(one.a) < alignment(g.a)) g.a = one.a;
+    if (i == 0 || alignment(one.b) < alignment(g.b)) g.b = one.b;
+    if (i == 0 || alignment(one.d) < alignment(g.d)) g.d = one.d;
+  }
+  if (g.m == 0 || g.n == 0) return;
+  cudaStream_t s = to_cuda(stream);
+  const int device = stream_device(s);
+  Context& ctx = Context::get(device);
+  DRWKV_ASSERT(ctx.workspace_bytes() > kPointerTableBytes, "gemm_group_cuda: no room for the pointer table");
+  auto handle = static_cast<cublasLtHandle_t>(ctx.cublaslt_handle());
+  char* table = static_cast<char*>(ctx.workspace());
+  void* work = table + kPointerTableBytes;
+  const size_t work_bytes = ctx.workspace_bytes() - kPointerTableBytes;
+  Key key = make_key(g, device);
+  key[21] = c;  // a pointer-array batch of c
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = plans().find(key);
+  if (it == plans().end()) it = plans().emplace(key, make_plan(handle, g, work_bytes, c)).first;
+  Plan& p = it->second;
+  PointerTable t;
+  for (int i = 0; i < c; ++i) {
+    t.p[i] = group.b[i];
+    t.p[c + i] = group.a[i];
+    t.p[2 * c + i] = group.d[i];
+  }
+  auto** dev_table = reinterpret_cast<const void**>(table);
+  write_pointer_table_kernel<<<1, 32, 0, s>>>(t, 3 * c, dev_table);
+  CUDA_CHECK_LAUNCH();
+  float alpha = g.alpha, beta = g.beta;
+  const void* d_ptrs = dev_table + 2 * c;
+  CUBLAS_CHECK(cublasLtMatmul(handle, p.op, &alpha, dev_table, p.lt_a, dev_table + c, p.lt_b, &beta, d_ptrs, p.lt_d,
+                              const_cast<void*>(d_ptrs), p.lt_d, &p.algo, work, work_bytes, s));
 }
 
 template <typename T>

@@ -26,6 +26,13 @@
 // allowed). The device's workspace is shared: GEMMs of one device must be ordered on one stream at a
 // time (the compute stream). Results are deterministic for a given shape and device.
 //
+// gemm_group: up to kMaxGemmGroup products of one shape whose operands lie anywhere: D_i = alpha · op(A_i) ·
+// op(B_i) + beta · D_i for i < count, the pointers in a GemmGroup; `args` gives what they share (sizes,
+// leading dims, types, transposes, alpha, beta; its a, b, d, batch, strides and bias are not used: batch 1,
+// no bias). On the GPU one cuBLASLt launch (a pointer-array batch; the pointer table goes to the head of
+// the workspace through a one-thread-per-pointer kernel): a DRWKV block's K, V, R projections at D = 1024,
+// 16384 tokens take 0.430 ms (forward, dX, dW) instead of 0.465 as three GEMMs (H100).
+//
 // bias_grad: db[j] (+)= Σ_{i < rows} dy[i, j] over a contiguous dy [rows, n], in acc_t<T> (the f32
 // master-gradient type), in a fixed order (no atomics): rows are cut into chunks of
 // kBiasGradChunkRows whose partial sums go to `scratch` (bias_grad_scratch_size(rows, n) elements of
@@ -75,6 +82,16 @@ void gemm_check_args(const GemmArgs& args, bool cuda);
 
 void gemm_cpu(const GemmArgs& args);
 void gemm_cuda(const GemmArgs& args, StreamHandle s);
+
+inline constexpr int kMaxGemmGroup = 8;
+struct GemmGroup {
+  int count = 0;
+  const void* a[kMaxGemmGroup] = {};
+  const void* b[kMaxGemmGroup] = {};
+  void* d[kMaxGemmGroup] = {};
+};
+void gemm_group_cpu(const GemmArgs& args, const GemmGroup& group);
+void gemm_group_cuda(const GemmArgs& args, const GemmGroup& group, StreamHandle s);
 
 // Rows summed by one partial of bias_grad.
 inline constexpr int64_t kBiasGradChunkRows = 256;

@@ -147,6 +147,21 @@ void gemm_cpu(const GemmArgs& g) {
   }
 }
 
+// The products of a group one by one (their arguments checked like gemm's).
+void gemm_group_cpu(const GemmArgs& args, const GemmGroup& group) {
+  DRWKV_ASSERT(group.count >= 1 && group.count <= kMaxGemmGroup, "gemm_group: %d products (1..%d)", group.count,
+               kMaxGemmGroup);
+  DRWKV_ASSERT(args.batch == 1 && !args.bias, "gemm_group: batch %lld and a bias are not supported",
+               (long long)args.batch);
+  for (int i = 0; i < group.count; ++i) {
+    GemmArgs g = args;
+    g.a = group.a[i];
+    g.b = group.b[i];
+    g.d = group.d[i];
+    gemm_cpu(g);
+  }
+}
+
 template <typename T>
 void bias_grad_cpu(acc_t<T>* db, const T* dy, int64_t rows, int64_t n, bool accumulate, acc_t<T>* /*scratch*/) {
   using A = acc_t<T>;

@@ -214,10 +214,12 @@ DrwkvModel::BlockOutput DrwkvModel::block(int l, const Variable& h_in, const Var
   std::vector<Variable> kvr = qshift_mix(x1, att_mus, G, G, x1_again);
   auto mixes = recompute_mixes(x1, att_mus, G, 3, x1_again);
   x1 = Variable();
-  Variable k = linear_recompute(kvr[0], p(b.w_k), [mixes] { return mixes->get(0); });
-  Variable v = linear_recompute(kvr[1], p(b.w_v), [mixes] { return mixes->get(1); });
-  Variable r = linear_recompute(kvr[2], p(b.w_r), [mixes] { return mixes->get(2); });
+  // the three projections as one grouped GEMM per pass
+  std::vector<Variable> kvr_out =
+      linear_group(kvr, {p(b.w_k), p(b.w_v), p(b.w_r)}, [mixes](int i) { return mixes->get(i); });
   kvr.clear();
+  Variable k = kvr_out[0], v = kvr_out[1], r = kvr_out[2];
+  kvr_out.clear();
   Variable z = bi_wkv(p(b.decay), p(b.first), k, v, config_.bi_wkv);
   if (b.att_ln_w >= 0) z = layer_norm(z, p(b.att_ln_w), p(b.att_ln_b), 1e-5);
   // σ(r) ⊙ z is kept (W_o's weight gradient and the gate's backward both read it); z is not

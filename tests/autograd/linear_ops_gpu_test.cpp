@@ -100,6 +100,24 @@ TEST(LinearGpu, MatchesCpu) {
   }
 }
 
+TEST(LinearGroupGpu, MatchesCpu) {
+  // three layers of one shape as one grouped GEMM per pass (bf16 as in training, and f32)
+  DRWKV_REQUIRE_GPU();
+  const DType bf = DType::BF16, f32 = DType::F32;
+  auto f = [](const std::vector<Variable>& v) {
+    std::vector<Variable> ys = linear_group({v[0], v[1], v[2]}, {v[3], v[4], v[5]});
+    return concat(ys, 1);
+  };
+  for (auto [rows, k, n] : std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {77, 5, 3}, {300, 384, 384}}) {
+    std::vector<Tensor> in;
+    for (int i = 0; i < 3; ++i) in.push_back(rnd(Shape{rows, k}, 60 + uint64_t(i)));
+    for (int i = 0; i < 3; ++i) in.push_back(rnd(Shape{n, k}, 70 + uint64_t(i)));
+    const std::string what = "linear_group rows " + std::to_string(rows) + " k " + std::to_string(k);
+    compare(f, in, std::vector<DType>(6, bf), Shape{rows, 3 * n}, bf, what + " bf16", 80);
+    compare(f, in, std::vector<DType>(6, f32), Shape{rows, 3 * n}, f32, what + " f32", 81);
+  }
+}
+
 TEST(Linear2Gpu, MatchesCpu) {
   DRWKV_REQUIRE_GPU();
   const DType bf = DType::BF16, f32 = DType::F32;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "autograd/elementwise_ops.h"
 #include "autograd/linear_ops.h"
@@ -65,6 +66,43 @@ TEST(Linear, GradientsMatchFiniteDifferences) {
             [](const std::vector<Variable>& v) { return linear(v[0], v[1], v.size() > 2 ? v[2] : Variable()); }, in))
             << xs.str() << " n " << n << (with_bias ? " bias" : "");
       }
+}
+
+TEST(LinearGroup, EqualsOneLinearEachAndPassesGradcheck) {
+  // three layers of one shape (a block's K, V, R), with and without recomputed inputs; values and every
+  // gradient bitwise those of three linear() calls (the CPU runs the group's products one by one)
+  for (Shape xs : {Shape{1, 1}, Shape{2, 3, 4}, Shape{5, 7}}) {
+    const int64_t k = xs[xs.size() - 1], n = 6;
+    std::vector<Tensor> in;
+    for (int i = 0; i < 3; ++i) in.push_back(rnd(xs, 20 + uint64_t(i)));
+    for (int i = 0; i < 3; ++i) in.push_back(rnd(Shape{n, k}, 30 + uint64_t(i)));
+    for (bool recompute : {false, true}) {
+      auto group = [&](const std::vector<Variable>& v) {
+        std::function<Tensor(int)> again;
+        if (recompute) again = [v](int i) { return v[size_t(i)].value(); };
+        std::vector<Variable> ys = linear_group({v[0], v[1], v[2]}, {v[3], v[4], v[5]}, again);
+        // distinct weights per output, so that every gradient is distinguishable
+        return add(add(ys[0], scale_shift(ys[1], 2.0)), scale_shift(ys[2], -3.0));
+      };
+      auto apart = [&](const std::vector<Variable>& v) {
+        return add(add(linear(v[0], v[3]), scale_shift(linear(v[1], v[4]), 2.0)), scale_shift(linear(v[2], v[5]), -3.0));
+      };
+      std::vector<Variable> a, b;
+      for (const Tensor& t : in) {
+        a.emplace_back(t, true);
+        b.emplace_back(t, true);
+      }
+      Variable ya = group(a), yb = apart(b);
+      EXPECT_TENSORS_CLOSE(ya.value(), yb.value(), (testing::Tolerance{0, 0}), "values " + xs.str(), 1);
+      Tensor seed = rnd(ya.shape(), 40);
+      ya.backward(seed);
+      yb.backward(seed);
+      for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_TENSORS_CLOSE(a[i].grad(), b[i].grad(), (testing::Tolerance{0, 0}),
+                             "gradient " + std::to_string(i) + " " + xs.str(), 1);
+      EXPECT_TRUE(gradcheck(group, in)) << xs.str() << (recompute ? " recomputed" : "");
+    }
+  }
 }
 
 TEST(Linear, StridedAndNonCollapsibleViews) {

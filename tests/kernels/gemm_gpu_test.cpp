@@ -137,6 +137,63 @@ TEST(GemmGpu, CachedPlansAreReusedDeterministically) {
   }
 }
 
+TEST(GemmGpu, GroupsMatchOneGemmEach) {
+  // gemm_group_cuda (one pointer-array launch) against gemm_cpu product by product: operands in separate
+  // allocations, odd sizes, every transpose, bf16 → bf16 / f32 and f32, beta 0 on NaN-poisoned outputs
+  // and beta 1, 1 to kMaxGemmGroup products
+  DRWKV_REQUIRE_GPU();
+  uint64_t seed = 3000;
+  for (auto [m, n, k, count] : std::vector<std::array<int64_t, 4>>{{1, 1, 1, 1}, {7, 5, 3, 3}, {127, 65, 129, 3},
+                                                                    {64, 96, 384, 8}, {300, 384, 384, 2}})
+    for (Types t : kTypes)
+      for (int tr = 0; tr < 4; ++tr)
+        for (float beta : {0.0f, 1.0f}) {
+          GemmArgs g;
+          g.m = m;
+          g.n = n;
+          g.k = k;
+          g.trans_a = tr & 1;
+          g.trans_b = tr & 2;
+          g.a_dtype = g.b_dtype = t.in;
+          g.d_dtype = t.out;
+          g.lda = g.trans_a ? m : k;
+          g.ldb = g.trans_b ? k : n;
+          g.ldd = n;
+          g.beta = beta;
+          const std::string what = "group of " + std::to_string(count) + " m" + std::to_string(m) + " n" +
+                                   std::to_string(n) + " k" + std::to_string(k) + " t" + std::to_string(tr) + " " +
+                                   std::string(dtype_name(t.in)) + "→" + std::string(dtype_name(t.out)) +
+                                   " beta " + std::to_string(beta);
+          std::vector<Tensor> a, b, d, want;
+          GemmGroup dev, host;
+          dev.count = host.count = int(count);
+          for (int64_t i = 0; i < count; ++i) {
+            a.push_back(testing::random_uniform(Shape{m * k}, t.in, kGpu, ++seed));
+            b.push_back(testing::random_uniform(Shape{k * n}, t.in, kGpu, ++seed));
+            d.push_back(beta == 0.0f ? testing::poisoned(Shape{m * n}, t.out, kGpu)
+                                     : testing::random_uniform(Shape{m * n}, t.out, kGpu, ++seed));
+            want.push_back(d.back().to(Device::cpu()));
+            Tensor ha = a.back().to(Device::cpu()), hb = b.back().to(Device::cpu());
+            a.push_back(ha);  // kept alive with the device copies
+            b.push_back(hb);
+            host.a[i] = ha.data();
+            host.b[i] = hb.data();
+            host.d[i] = want.back().data();
+            dev.a[i] = a[a.size() - 2].data();
+            dev.b[i] = b[b.size() - 2].data();
+            dev.d[i] = d.back().data();
+          }
+          gemm_group_cuda(g, dev, stream());
+          gemm_group_cpu(g, host);
+          testing::Tolerance tol = t.out == DType::BF16 ? testing::Tolerance{2e-2, 2e-2}
+                                   : t.in == DType::BF16 ? testing::Tolerance{1e-3, 1e-3}
+                                                         : testing::Tolerance{1e-4, 1e-4};
+          for (int64_t i = 0; i < count; ++i)
+            EXPECT_TENSORS_CLOSE(d[size_t(i)].to(Device::cpu()), want[size_t(i)], tol,
+                                 what + ", product " + std::to_string(i), seed);
+        }
+}
+
 template <typename T>
 void check_bias_grad(int64_t rows, int64_t n, bool accumulate, int64_t offset, uint64_t seed) {
   using A = acc_t<T>;
