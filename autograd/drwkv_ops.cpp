@@ -289,17 +289,19 @@ Variable record_gated_residual(const Variable& h, const Variable& r, const Varia
 }
 
 Variable gated_residual_op(const Variable& h, const Variable& r, const Variable& y, const Variable& mod,
-                           int gate_chunk, const Tensor& sample_scale, RecomputedPtr y_again) {
+                           int gate_chunk, const Tensor& sample_scale, RecomputedPtr y_again, Tensor* rounded) {
   const GatedArgs a = gated_args(h, r, y, mod, gate_chunk, sample_scale);
   const int64_t B = a.B, T = a.T, C = a.C, ms = a.mv.size(1);
   Tensor out = Tensor::empty(a.hv.shape(), a.hv.dtype(), a.hv.device());
+  Tensor outr = rounded ? Tensor::empty(a.hv.shape(), a.yv.dtype(), a.hv.device()) : Tensor();
   dispatch_pair(a.hv.dtype(), a.yv.dtype(), [&](auto th, auto ty) {
     using TH = decltype(th);
     using TY = decltype(ty);
     using A = acc_t<TH>;
-    DRWKV_OPS_LAUNCH2(a.hv, TH, TY, gated_residual_forward, ptr<TH>(out), ptr<TH>(a.hv), ptr<TY>(a.yv),
+    DRWKV_OPS_LAUNCH2(a.hv, TH, TY, gated_residual_forward, ptr<TH>(out), ptr<TY>(outr), ptr<TH>(a.hv), ptr<TY>(a.yv),
                       ptr<TY>(a.rv), ptr<A>(a.mv) + gate_chunk * C, ms, ptr<A>(a.ss), B, T, C);
   });
+  if (rounded) *rounded = outr;
   return record_gated_residual(h, r, y, mod, a, gate_chunk, std::move(y_again), out);
 }
 }  // namespace
@@ -327,13 +329,13 @@ Variable layernorm_modulate(const Variable& h, const Variable& ln_weight, const 
 
 Variable gated_residual(const Variable& h, const Variable& y, const Variable& mod, int gate_chunk,
                         const Tensor& sample_scale, RecomputedPtr y_again) {
-  return gated_residual_op(h, Variable(), y, mod, gate_chunk, sample_scale, std::move(y_again));
+  return gated_residual_op(h, Variable(), y, mod, gate_chunk, sample_scale, std::move(y_again), nullptr);
 }
 
 Variable receptance_gated_residual(const Variable& h, const Variable& r, const Variable& y, const Variable& mod,
-                                   int gate_chunk, const Tensor& sample_scale) {
+                                   int gate_chunk, const Tensor& sample_scale, Tensor* rounded) {
   DRWKV_ASSERT(r.defined(), "receptance_gated_residual: no receptance r");
-  return gated_residual_op(h, r, y, mod, gate_chunk, sample_scale, nullptr);
+  return gated_residual_op(h, r, y, mod, gate_chunk, sample_scale, nullptr, rounded);
 }
 
 namespace {
@@ -354,8 +356,9 @@ GatedLnArgs gated_ln_args(const Variable& h, const Variable& r, const Variable& 
                a.g.name, describe(a.l.mv).c_str(), describe(a.g.mv).c_str());
   return a;
 }
-void launch_gated_ln_forward(const GatedLnArgs& a, const Tensor& h1v, const Tensor& x, const Tensor& mean,
-                             const Tensor& rstd, int gate_chunk, int shift_chunk, int scale_chunk, double eps) {
+void launch_gated_ln_forward(const GatedLnArgs& a, const Tensor& h1v, const Tensor& h1r, const Tensor& x,
+                             const Tensor& mean, const Tensor& rstd, int gate_chunk, int shift_chunk, int scale_chunk,
+                             double eps) {
   const GatedArgs& g = a.g;
   const int64_t B = g.B, T = g.T, C = g.C, ms = g.mv.size(1);
   dispatch_pair(g.hv.dtype(), g.yv.dtype(), [&](auto th, auto ty) {
@@ -364,7 +367,7 @@ void launch_gated_ln_forward(const GatedLnArgs& a, const Tensor& h1v, const Tens
     using A = acc_t<TH>;
     const A* m = ptr<A>(g.mv);
     const A* lm = ptr<A>(a.l.mv);
-    DRWKV_OPS_LAUNCH2(g.hv, TH, TY, gated_residual_layernorm_modulate_forward, ptr<TH>(h1v), ptr<TY>(x),
+    DRWKV_OPS_LAUNCH2(g.hv, TH, TY, gated_residual_layernorm_modulate_forward, ptr<TH>(h1v), ptr<TY>(h1r), ptr<TY>(x),
                       ptr<A>(mean), ptr<A>(rstd), ptr<TH>(g.hv), ptr<TY>(g.yv), ptr<TY>(g.rv), m + gate_chunk * C,
                       ptr<A>(g.ss), ptr<A>(a.l.wv), ptr<A>(a.l.bv), lm + shift_chunk * C, lm + scale_chunk * C, ms, B,
                       T, C, eps);
@@ -375,7 +378,7 @@ void launch_gated_ln_forward(const GatedLnArgs& a, const Tensor& h1v, const Tens
 std::pair<Variable, Variable> gated_ln_op(const Variable& h, const Variable& r, const Variable& y, const Variable& mod,
                                           int gate_chunk, const Tensor& sample_scale, const Variable& ln_weight,
                                           const Variable& ln_bias, double eps, const Variable& ln_mod,
-                                          int shift_chunk, int scale_chunk, DType out_dtype) {
+                                          int shift_chunk, int scale_chunk, DType out_dtype, Tensor* rounded) {
   const GatedLnArgs a = gated_ln_args(h, r, y, mod, gate_chunk, sample_scale, ln_weight, ln_bias, ln_mod, shift_chunk,
                                       scale_chunk, out_dtype);
   const GatedArgs& g = a.g;
@@ -383,7 +386,9 @@ std::pair<Variable, Variable> gated_ln_op(const Variable& h, const Variable& r, 
   Tensor h1v = Tensor::empty(g.hv.shape(), g.hv.dtype(), dev);
   Tensor x = Tensor::empty(g.hv.shape(), out_dtype, dev);
   Tensor mean = Tensor::empty(Shape{g.B * g.T}, g.acc, dev), rstd = Tensor::empty(Shape{g.B * g.T}, g.acc, dev);
-  launch_gated_ln_forward(a, h1v, x, mean, rstd, gate_chunk, shift_chunk, scale_chunk, eps);
+  Tensor h1r = rounded ? Tensor::empty(g.hv.shape(), g.yv.dtype(), dev) : Tensor();
+  launch_gated_ln_forward(a, h1v, h1r, x, mean, rstd, gate_chunk, shift_chunk, scale_chunk, eps);
+  if (rounded) *rounded = h1r;
   // One node for both outputs, so that the backward too is one kernel: the norm's backward forms each row
   // of dh1 that the residual's backward reads. Without a receptance it keeps h (kept anyway: the block
   // input), not h1, which the kernel forms again from h and y (read anyway); with one, h1 is the block's
@@ -449,16 +454,16 @@ std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& 
                                                                 const Variable& ln_bias, double eps, int shift_chunk,
                                                                 int scale_chunk, DType out_dtype) {
   return gated_ln_op(h, Variable(), y, mod, gate_chunk, sample_scale, ln_weight, ln_bias, eps, mod, shift_chunk,
-                     scale_chunk, out_dtype);
+                     scale_chunk, out_dtype, nullptr);
 }
 
 std::pair<Variable, Variable> receptance_gated_residual_layernorm_modulate(
     const Variable& h, const Variable& r, const Variable& y, const Variable& mod, int gate_chunk,
     const Tensor& sample_scale, const Variable& ln_weight, const Variable& ln_bias, double eps, const Variable& ln_mod,
-    int shift_chunk, int scale_chunk, DType out_dtype) {
+    int shift_chunk, int scale_chunk, DType out_dtype, Tensor* rounded) {
   DRWKV_ASSERT(r.defined(), "receptance_gated_residual_layernorm_modulate: no receptance r");
   return gated_ln_op(h, r, y, mod, gate_chunk, sample_scale, ln_weight, ln_bias, eps, ln_mod, shift_chunk,
-                     scale_chunk, out_dtype);
+                     scale_chunk, out_dtype, rounded);
 }
 
 Tensor gated_layernorm_modulate_value(const Tensor& h, const Tensor& y, const Tensor& mod, int gate_chunk,
@@ -471,7 +476,7 @@ Tensor gated_layernorm_modulate_value(const Tensor& h, const Tensor& y, const Te
   const Device dev = a.g.hv.device();
   Tensor x = Tensor::empty(a.g.hv.shape(), out_dtype, dev);
   Tensor mean = Tensor::empty(Shape{a.g.B * a.g.T}, a.g.acc, dev), rstd = Tensor::empty(mean.shape(), a.g.acc, dev);
-  launch_gated_ln_forward(a, Tensor(), x, mean, rstd, gate_chunk, shift_chunk, scale_chunk, eps);
+  launch_gated_ln_forward(a, Tensor(), Tensor(), x, mean, rstd, gate_chunk, shift_chunk, scale_chunk, eps);
   return x;
 }
 

@@ -51,11 +51,12 @@ std::pair<Variable, Variable> gated_residual_layernorm_modulate(const Variable& 
 // layernorm_modulate(out, ln_weight, ln_bias, eps, ln_mod, shift_chunk, scale_chunk, out_dtype) from one
 // kernel, forward and backward (the channel mix's residual update and the next block's first norm):
 // values bitwise those of the two ops. ln_mod (the next block's modulation) must have mod's row length.
-// Keeps r, y and out (the next block's input, which its own ops keep anyway).
+// Keeps r, y and out (the next block's input, which its own ops keep anyway). `rounded` as in
+// receptance_gated_residual.
 std::pair<Variable, Variable> receptance_gated_residual_layernorm_modulate(
     const Variable& h, const Variable& r, const Variable& y, const Variable& mod, int gate_chunk,
     const Tensor& sample_scale, const Variable& ln_weight, const Variable& ln_bias, double eps, const Variable& ln_mod,
-    int shift_chunk, int scale_chunk, DType out_dtype);
+    int shift_chunk, int scale_chunk, DType out_dtype, Tensor* rounded = nullptr);
 // The x of gated_residual_layernorm_modulate without a graph and without writing h1 (recomputation).
 Tensor gated_layernorm_modulate_value(const Tensor& h, const Tensor& y, const Tensor& mod, int gate_chunk,
                                       const Tensor& sample_scale, const Tensor& ln_weight, const Tensor& ln_bias,
@@ -65,8 +66,10 @@ Tensor gated_layernorm_modulate_value(const Tensor& h, const Tensor& y, const Te
 // gated residual (r like y: branch dtype, same shape). Equal to gated_residual(h, sigmoid_mul(r, y), …)
 // up to the branch dtype's rounding of σ(r) ⊙ y, which it never forms: saves r and y for backward
 // (the GEMM outputs they are) instead of the gated product.
+// `rounded` (optional): also receives the output in y's dtype, written by the same kernel (not part of the
+// graph): the operand of a bf16 product of the output (linear2's x_rounded / s_rounded) without a cast.
 Variable receptance_gated_residual(const Variable& h, const Variable& r, const Variable& y, const Variable& mod,
-                                   int gate_chunk, const Tensor& sample_scale = Tensor());
+                                   int gate_chunk, const Tensor& sample_scale = Tensor(), Tensor* rounded = nullptr);
 
 // σ(r) ⊙ z (same shapes and dtype).
 Variable sigmoid_mul(const Variable& r, const Variable& z);

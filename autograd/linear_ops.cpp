@@ -394,15 +394,23 @@ std::vector<Variable> linear_group(const std::vector<Variable>& xs, const std::v
   });
 }
 
-Variable linear2(const Variable& x, const Variable& w1, const Variable& s, const Variable& w2, const Variable& bias) {
+Variable linear2(const Variable& x, const Variable& w1, const Variable& s, const Variable& w2, const Variable& bias,
+                 const Tensor& x_rounded, const Tensor& s_rounded) {
   const Tensor& xv = x.value();
   const Tensor& sv = s.value();
   const DType dt = w1.value().dtype();  // the GEMMs' operand dtype
-  // f32 inputs with bf16 weights are rounded once for the GEMMs
+  // f32 inputs with bf16 weights are rounded once for the GEMMs (or were, by the op that formed them)
   auto operand = [dt](const Tensor& t) {
     return t.dtype() == DType::F32 && dt == DType::BF16 ? converted(t, dt) : t;
   };
-  const Tensor xo = operand(xv), so = operand(sv);
+  auto given_or = [&](const Tensor& rounded, const Tensor& t, const char* what) {
+    if (!rounded.defined()) return operand(t);
+    DRWKV_ASSERT(rounded.dtype() == dt && rounded.shape() == t.shape() && rounded.device() == t.device(),
+                 "linear2: %s rounded %s, expected %s[%s] %s", what, describe(rounded).c_str(),
+                 std::string(dtype_name(dt)).c_str(), t.shape().str().c_str(), t.device().str().c_str());
+    return rounded;
+  };
+  const Tensor xo = given_or(x_rounded, xv, "x"), so = given_or(s_rounded, sv, "s");
   check_pair(xo, w1.value(), "linear2 (x, w1)");
   check_pair(so, w2.value(), "linear2 (s, w2)");
   DRWKV_ASSERT(xv.dtype() == sv.dtype() && with_last(xv.shape(), 1) == with_last(sv.shape(), 1),

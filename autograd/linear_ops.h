@@ -40,9 +40,12 @@ std::vector<Variable> linear_group(const std::vector<Variable>& xs, const std::v
 // x and s may be f32 with bf16 weights (the f32 residual stream into a bf16 projection): they are
 // rounded to bf16 for the GEMMs (and kept so for the weight gradients), y and the bias are f32, and
 // the GEMMs write dx, ds in f32 straight into their gradients, so no cast of the inputs, the output or
-// the gradients is recorded.
+// the gradients is recorded. x_rounded / s_rounded (optional): x / s already rounded to the weights'
+// dtype by the op that formed them (receptance_gated_residual's `rounded`), used instead of rounding
+// again; they must be exactly that rounding.
 Variable linear2(const Variable& x, const Variable& w1, const Variable& s, const Variable& w2,
-                 const Variable& bias = Variable());
+                 const Variable& bias = Variable(), const Tensor& x_rounded = Tensor(),
+                 const Tensor& s_rounded = Tensor());
 
 // Batched matrix product c[b] = op(a[b]) op(b[b]) for 3-D operands (op = transpose when asked).
 Variable bmm(const Variable& a, const Variable& b, bool transpose_a = false, bool transpose_b = false);

@@ -128,15 +128,16 @@ int main(int argc, char** argv) {
     Tensor r = random(Shape{B, T, C}, DType::BF16, 10, -4, 4), z = random(Shape{B, T, C}, DType::BF16, 11);
     Tensor dr = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu);
     rows.push_back({"gated_residual", C, "forward", time([&] {
-                      kernels::gated_residual_forward_cuda<float, bf16>(p<float>(out), p<float>(h), p<bf16>(y), nullptr,
-                                                                        m + 2 * C, 6 * C, p<float>(scale), B, T, C, s);
+                      kernels::gated_residual_forward_cuda<float, bf16>(p<float>(out), nullptr, p<float>(h), p<bf16>(y),
+                                                                        nullptr, m + 2 * C, 6 * C, p<float>(scale), B, T,
+                                                                        C, s);
                     }),
                     N4 + N2 + N4});
     // gated residual + the next LayerNorm-modulate in one pass: h, y read; h1, x written
     Tensor xn = Tensor::empty(Shape{B, T, C}, DType::BF16, kGpu);
     rows.push_back({"gated_residual+layernorm_modulate", C, "forward", time([&] {
                       kernels::gated_residual_layernorm_modulate_forward_cuda<float, bf16>(
-                          p<float>(out), p<bf16>(xn), p<float>(mean), p<float>(rstd), p<float>(h), p<bf16>(y),
+                          p<float>(out), nullptr, p<bf16>(xn), p<float>(mean), p<float>(rstd), p<float>(h), p<bf16>(y),
                           nullptr, m + 2 * C, p<float>(scale), p<float>(w), p<float>(bias), m + 3 * C, m + 4 * C,
                           6 * C, B, T, C, 1e-5, s);
                     }),
@@ -160,7 +161,7 @@ int main(int argc, char** argv) {
                     N4 + N2 + N2});
     // with the receptance gate σ(r) fused in (the channel mix's residual update)
     rows.push_back({"gated_residual sigmoid(r)", C, "forward", time([&] {
-                      kernels::gated_residual_forward_cuda<float, bf16>(p<float>(out), p<float>(h), p<bf16>(y),
+                      kernels::gated_residual_forward_cuda<float, bf16>(p<float>(out), nullptr, p<float>(h), p<bf16>(y),
                                                                         p<bf16>(r), m + 2 * C, 6 * C, p<float>(scale), B,
                                                                         T, C, s);
                     }),
@@ -175,7 +176,7 @@ int main(int argc, char** argv) {
     // backward: dx, out, dout (accumulated), r, y read; dout, dy, dr written
     rows.push_back({"gated_residual sigmoid(r)+layernorm_modulate", C, "forward", time([&] {
                       kernels::gated_residual_layernorm_modulate_forward_cuda<float, bf16>(
-                          p<float>(out), p<bf16>(xn), p<float>(mean), p<float>(rstd), p<float>(h), p<bf16>(y),
+                          p<float>(out), nullptr, p<bf16>(xn), p<float>(mean), p<float>(rstd), p<float>(h), p<bf16>(y),
                           p<bf16>(r), m + 5 * C, p<float>(scale), p<float>(w), p<float>(bias), m, m + C, 6 * C, B, T,
                           C, 1e-5, s);
                     }),

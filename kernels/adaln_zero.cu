@@ -67,6 +67,7 @@ __device__ __forceinline__ void load_param(const float* p, int64_t c0, int64_t C
 // the receptance: ⊙ σ(r) ⊙ y), written to h1 (when not null) before it is normalised.
 template <typename TH, typename TY> struct GatedInput {
   TH* h1 = nullptr;
+  TY* h1_rounded = nullptr;  // h1 in the branch dtype (may be null)
   const TY* y = nullptr;
   const TY* r = nullptr;  // with R
   const float* gate = nullptr;
@@ -132,6 +133,7 @@ __global__ void __launch_bounds__(kLnThreads(R)) ln_modulate_forward_kernel(
 #pragma unroll
         for (int j = 0; j < VW; ++j) hv[j] = __fmaf_rn(gv[j], yv[j], hv[j]);  // as gated_forward_kernel
         if (gi.h1) store_chunk<VW, VEC>(gi.h1 + row * C, c0, C, hv);
+        if (gi.h1_rounded) store_chunk<VW, VEC>(gi.h1_rounded + row * C, c0, C, hv);
       }
     } else {
 #pragma unroll
@@ -371,7 +373,8 @@ template <bool R> constexpr int kGatedRows = R ? 2 : 4;
 
 // R: with the receptance r (the branch is σ(r) ⊙ y).
 template <typename TH, typename TY, int VW, bool R>
-__global__ void gated_forward_kernel(TH* out, const TH* h, const TY* __restrict__ y, const TY* __restrict__ r,
+__global__ void gated_forward_kernel(TH* out, TY* __restrict__ out_rounded, const TH* h, const TY* __restrict__ y,
+                                     const TY* __restrict__ r,
                                      const float* __restrict__ gate, int64_t mod_stride,
                                      const float* __restrict__ sample_scale, int64_t tokens, int64_t C) {
   const int64_t b = blockIdx.y, t0 = int64_t(blockIdx.x) * kTPB;
@@ -406,6 +409,7 @@ __global__ void gated_forward_kernel(TH* out, const TH* h, const TY* __restrict_
             hv[u][j] = __fmaf_rn(gv[j], yv[u][j], hv[u][j]);
           }
           store_vec<VW>(out + at, hv[u]);
+          if (out_rounded) store_vec<VW>(out_rounded + at, hv[u]);
         }
       }
     }
@@ -584,7 +588,7 @@ void layernorm_modulate_forward_cuda(TY* y, acc_t<TH>* mean, acc_t<TH>* rstd, co
 }
 
 template <typename TH, typename TY>
-void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
+void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* h1_rounded, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
                                                     const TY* y, const TY* r, const acc_t<TH>* gate,
                                                     const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
                                                     const acc_t<TH>* bias, const acc_t<TH>* shift,
@@ -597,13 +601,13 @@ void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* x, acc_t<TH>* me
   if (r && C > kGatedLayerNormBackwardFusedC) {  // wider than the receptance kernel's blocks: the two kernels
     DRWKV_ASSERT(h1, "gated_residual_layernorm_modulate_forward_cuda: rows of %lld channels with a receptance need h1",
                  (long long)C);
-    gated_residual_forward_cuda<TH, TY>(h1, h, y, r, gate, mod_stride, sample_scale, batch, tokens, C, s);
+    gated_residual_forward_cuda<TH, TY>(h1, h1_rounded, h, y, r, gate, mod_stride, sample_scale, batch, tokens, C, s);
     layernorm_modulate_forward_cuda<TH, TY>(x, mean, rstd, h1, weight, bias, shift, scale, mod_stride, batch, tokens, C,
                                             eps, s);
     return;
   }
-  const bool vec = ln_vec(C, mod_stride, {x, h, h1, y, r, gate, weight, bias, shift, scale});
-  const GatedInput<TH, TY> gi{h1, y, r, gate, sample_scale};
+  const bool vec = ln_vec(C, mod_stride, {x, h, h1, h1_rounded, y, r, gate, weight, bias, shift, scale});
+  const GatedInput<TH, TY> gi{h1, h1_rounded, y, r, gate, sample_scale};
   if (r)
     launch_ln_modulate_forward<true, true>(vec, x, mean, rstd, h, weight, bias, shift, scale, mod_stride, batch, tokens,
                                            C, eps, gi, s);
@@ -688,7 +692,8 @@ void gated_residual_layernorm_modulate_backward_cuda(
     const TH* rows = h1;
     if (!rows) {
       TH* formed = reinterpret_cast<TH*>(gated_ws + gated_residual_workspace(batch, tokens, C));
-      gated_residual_forward_cuda<TH, TY>(formed, h, y, nullptr, gate, mod_stride, sample_scale, batch, tokens, C, s);
+      gated_residual_forward_cuda<TH, TY>(formed, nullptr, h, y, nullptr, gate, mod_stride, sample_scale, batch, tokens,
+                                          C, s);
       rows = formed;
     }
     layernorm_modulate_backward_cuda<TH, TY>(dh1, dweight, dbias, dshift, dscale, dx, rows, mean, rstd, weight, bias,
@@ -716,19 +721,19 @@ void gated_residual_layernorm_modulate_backward_cuda(
 }
 
 template <typename TH, typename TY>
-void gated_residual_forward_cuda(TH* out, const TH* h, const TY* y, const TY* r, const acc_t<TH>* gate,
-                                 int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
-                                 int64_t C, StreamHandle s) {
+void gated_residual_forward_cuda(TH* out, TY* out_rounded, const TH* h, const TY* y, const TY* r,
+                                 const acc_t<TH>* gate, int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch,
+                                 int64_t tokens, int64_t C, StreamHandle s) {
   check_args(batch, tokens, C, mod_stride);
   if (batch * tokens == 0) return;
   dim3 grid{unsigned(token_blocks(tokens)), unsigned(batch)};
   constexpr int P = kPack<TY>;
-  const bool vec = C % P == 0 && mod_stride % 4 == 0 && all_aligned({out, h, y, r, gate});
+  const bool vec = C % P == 0 && mod_stride % 4 == 0 && all_aligned({out, out_rounded, h, y, r, gate});
   gated_dispatch<TY>(vec, r != nullptr, [&](auto vw, auto rt) {
     constexpr int VW = decltype(vw)::value;
     RowBlock rb = row_block(C, VW, 256, false, int(kTPB));
     gated_forward_kernel<TH, TY, VW, decltype(rt)::value><<<grid, dim3(rb.x, rb.y), 0, to_cuda(s)>>>(
-        out, h, y, r, gate, mod_stride, sample_scale, tokens, C);
+        out, out_rounded, h, y, r, gate, mod_stride, sample_scale, tokens, C);
     CUDA_CHECK_LAUNCH();
   });
 }
@@ -771,10 +776,10 @@ void gated_residual_backward_cuda(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* do
       const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t,  \
       bool, acc_t<TH>*, StreamHandle);                                                                             \
   template void gated_residual_layernorm_modulate_forward_cuda<TH, TY>(                                           \
-      TH*, TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,        \
+      TH*, TY*, TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,        \
       const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t,   \
       double, StreamHandle);                                                                                       \
-  template void gated_residual_forward_cuda<TH, TY>(TH*, const TH*, const TY*, const TY*, const acc_t<TH>*,      \
+  template void gated_residual_forward_cuda<TH, TY>(TH*, TY*, const TH*, const TY*, const TY*, const acc_t<TH>*, \
                                                     int64_t, const acc_t<TH>*, int64_t, int64_t, int64_t,          \
                                                     StreamHandle);                                                 \
   template void gated_residual_backward_cuda<TH, TY>(TY*, TY*, acc_t<TH>*, const TH*, const TY*, const TY*,        \

@@ -18,7 +18,8 @@
 //   out = h + s_b · gate_b ⊙ y, s_b = sample_scale[b] (drop path; null = 1). out may alias h.
 //   With a receptance r (TY, like y; null = none) the branch is σ(r) ⊙ y: out = h + s_b · gate_b ⊙ σ(r) ⊙ y,
 //   the channel mix's receptance gate (MODEL.md §1.9) fused into its residual update, so that σ(r) ⊙ y is
-//   neither written nor kept for backward.
+//   neither written nor kept for backward. out_rounded (TY, may be null): out rounded to the branch dtype
+//   too, for a bf16 product that takes out as its operand (the long-skip projection) without a cast pass.
 //   backward: dy = s_b · gate_b ⊙ σ(r) ⊙ dout (overwrite, or add when `accumulate`), dr = s_b · gate_b ⊙
 //   dout ⊙ y ⊙ σ(r)(1 − σ(r)) (overwrite); dgate += s_b Σ_t dout ⊙ σ(r) ⊙ y; without r, σ(r) reads as 1
 //   and dr must be null. dy, dr and dgate may each be null. dh = dout is the caller's pass-through (no
@@ -29,7 +30,8 @@
 //   update with the next block's first norm (MODEL.md §1.7–1.9). On CUDA bitwise the results of the two
 //   kernels. gate and shift/scale may be chunks of different mod tensors of the same row stride. h1 must
 //   not alias h; h1 may be null (not written: a recomputation of x; with r only for rows of at most
-//   kGatedLayerNormBackwardFusedC channels). Bytes with an f32 h and a bf16 branch: 12N (14N with r)
+//   kGatedLayerNormBackwardFusedC channels). h1_rounded (may be null): h1 in the branch dtype as well,
+//   as gated_residual's out_rounded. Bytes with an f32 h and a bf16 branch: 12N (14N with r)
 //   instead of 16N (18N); 8N without h1.
 //   backward: the two backwards in one pass over the rows. The normalised rows are h1 when given, or are
 //   formed again from h and y (no receptance; exactly one of h, h1 is given): h1 need not be kept when
@@ -86,23 +88,23 @@ void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbi
                                       int64_t C, bool accumulate, acc_t<TH>* workspace, StreamHandle s);
 
 template <typename TH, typename TY>
-void gated_residual_forward_cpu(TH* out, const TH* h, const TY* y, const TY* r, const acc_t<TH>* gate,
+void gated_residual_forward_cpu(TH* out, TY* out_rounded, const TH* h, const TY* y, const TY* r, const acc_t<TH>* gate,
                                 int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
                                 int64_t C);
 template <typename TH, typename TY>
-void gated_residual_forward_cuda(TH* out, const TH* h, const TY* y, const TY* r, const acc_t<TH>* gate,
+void gated_residual_forward_cuda(TH* out, TY* out_rounded, const TH* h, const TY* y, const TY* r, const acc_t<TH>* gate,
                                  int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
                                  int64_t C, StreamHandle s);
 
 template <typename TH, typename TY>
-void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
+void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* h1_rounded, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
                                                    const TY* y, const TY* r, const acc_t<TH>* gate,
                                                    const acc_t<TH>* sample_scale,
                                                    const acc_t<TH>* weight, const acc_t<TH>* bias,
                                                    const acc_t<TH>* shift, const acc_t<TH>* scale, int64_t mod_stride,
                                                    int64_t batch, int64_t tokens, int64_t C, double eps);
 template <typename TH, typename TY>
-void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
+void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* h1_rounded, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
                                                     const TY* y, const TY* r, const acc_t<TH>* gate,
                                                     const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
                                                     const acc_t<TH>* bias, const acc_t<TH>* shift,

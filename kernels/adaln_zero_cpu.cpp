@@ -111,9 +111,9 @@ void layernorm_modulate_backward_cpu(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbia
 }
 
 template <typename TH, typename TY>
-void gated_residual_forward_cpu(TH* out, const TH* h, const TY* y, const TY* r, const acc_t<TH>* gate,
-                                int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
-                                int64_t C) {
+void gated_residual_forward_cpu(TH* out, TY* out_rounded, const TH* h, const TY* y, const TY* r,
+                                const acc_t<TH>* gate, int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch,
+                                int64_t tokens, int64_t C) {
   using A = acc_t<TH>;
   check_args(batch, tokens, C, mod_stride);
   for (int64_t b = 0; b < batch; ++b) {
@@ -123,6 +123,7 @@ void gated_residual_forward_cpu(TH* out, const TH* h, const TY* y, const TY* r, 
       for (int64_t c = 0; c < C; ++c) {
         const A branch = load_as<A>(y[row + c]) * (r ? sigmoid_(load_as<A>(r[row + c])) : A(1));
         out[row + c] = store_as<TH>(load_as<A>(h[row + c]) + s * gate[b * mod_stride + c] * branch);
+        if (out_rounded) out_rounded[row + c] = store_as<TY>(load_as<A>(out[row + c]));
       }
     }
   }
@@ -157,7 +158,8 @@ void gated_residual_backward_cpu(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* dou
 
 // The two CPU kernels in sequence (the oracle of the fused CUDA kernel).
 template <typename TH, typename TY>
-void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
+void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* h1_rounded, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd,
+                                                   const TH* h,
                                                    const TY* y, const TY* r, const acc_t<TH>* gate,
                                                    const acc_t<TH>* sample_scale,
                                                    const acc_t<TH>* weight, const acc_t<TH>* bias,
@@ -168,7 +170,7 @@ void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* x, acc_t<TH>* mea
     own.resize(static_cast<size_t>(batch * tokens * C));
     h1 = own.data();
   }
-  gated_residual_forward_cpu<TH, TY>(h1, h, y, r, gate, mod_stride, sample_scale, batch, tokens, C);
+  gated_residual_forward_cpu<TH, TY>(h1, h1_rounded, h, y, r, gate, mod_stride, sample_scale, batch, tokens, C);
   layernorm_modulate_forward_cpu<TH, TY>(x, mean, rstd, h1, weight, bias, shift, scale, mod_stride, batch, tokens, C,
                                          eps);
 }
@@ -188,7 +190,8 @@ void gated_residual_layernorm_modulate_backward_cpu(
   std::vector<TH> formed;
   if (!h1) {
     formed.resize(static_cast<size_t>(batch * tokens * C));
-    gated_residual_forward_cpu<TH, TY>(formed.data(), h, y, nullptr, gate, mod_stride, sample_scale, batch, tokens, C);
+    gated_residual_forward_cpu<TH, TY>(formed.data(), nullptr, h, y, nullptr, gate, mod_stride, sample_scale, batch,
+                                       tokens, C);
     h1 = formed.data();
   }
   layernorm_modulate_backward_cpu<TH, TY>(dh1, dweight, dbias, dshift, dscale, dx, h1, mean, rstd, weight, bias, scale,
@@ -205,10 +208,10 @@ void gated_residual_layernorm_modulate_backward_cpu(
                                                         const TY*, const TH*, const acc_t<TH>*, const acc_t<TH>*,  \
                                                         const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*,      \
                                                         int64_t, int64_t, int64_t, int64_t, bool, acc_t<TH>*);     \
-  template void gated_residual_forward_cpu<TH, TY>(TH*, const TH*, const TY*, const TY*, const acc_t<TH>*,       \
+  template void gated_residual_forward_cpu<TH, TY>(TH*, TY*, const TH*, const TY*, const TY*, const acc_t<TH>*,  \
                                                    int64_t, const acc_t<TH>*, int64_t, int64_t, int64_t);          \
   template void gated_residual_layernorm_modulate_forward_cpu<TH, TY>(                                            \
-      TH*, TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,        \
+      TH*, TY*, TY*, acc_t<TH>*, acc_t<TH>*, const TH*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,        \
       const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t,   \
       double);                                                                                                     \
   template void gated_residual_backward_cpu<TH, TY>(TY*, TY*, acc_t<TH>*, const TH*, const TY*, const TY*,         \

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <memory>
+#include <tuple>
 
 #include "absl/strings/str_format.h"
 #include "autograd/bi_wkv_ops.h"
@@ -169,8 +170,8 @@ DType DrwkvModel::branch_dtype() const { return store_.compute_dtype(); }
 DType DrwkvModel::residual_dtype() const { return store_.compute_dtype() == DType::F64 ? DType::F64 : DType::F32; }
 
 DrwkvModel::BlockOutput DrwkvModel::block(int l, const Variable& h_in, const Variable& mod, const Variable& skip,
-                                          const Tensor& drop_scale, bool recompute, const Variable& x1_in,
-                                          const Variable& next_mod) const {
+                                          const Tensor& drop_scale, bool recompute, const BlockInput& in,
+                                          const Variable& next_mod, bool round_output) const {
   using namespace autograd;
   const BlockParams& b = blocks_[size_t(l)];
   const DType branch = branch_dtype();
@@ -178,10 +179,12 @@ DrwkvModel::BlockOutput DrwkvModel::block(int l, const Variable& h_in, const Var
   Tensor drop1 = drop_scale.defined() ? drop_scale.select(0, 0) : Tensor();
   Tensor drop2 = drop_scale.defined() ? drop_scale.select(0, 1) : Tensor();
   Variable h = h_in;
-  DRWKV_ASSERT(!x1_in.defined() || (b.skip_h < 0 && b.ln0_w < 0), "block %d: a given x1 for a block that transforms its input", l);
+  DRWKV_ASSERT(!in.x1.defined() || (b.skip_h < 0 && b.ln0_w < 0), "block %d: a given x1 for a block that transforms its input",
+               l);
   if (b.skip_h >= 0) {
-    // f32 h and skip into the bf16 halves of W_skip, f32 output and bias (linear2 rounds its inputs once)
-    h = linear2(h, p(b.skip_h), skip, p(b.skip_s), p(b.skip_b));
+    // f32 h and skip into the bf16 halves of W_skip, f32 output and bias (linear2 rounds its inputs once,
+    // or takes the roundings the blocks that formed them wrote)
+    h = linear2(h, p(b.skip_h), skip, p(b.skip_s), p(b.skip_b), in.h_rounded, in.skip_rounded);
   }
   if (b.ln0_w >= 0) h = layer_norm(h, p(b.ln0_w), p(b.ln0_b), 1e-5);
   // Memory: the GEMM inputs that are cheap functions of tensors kept anyway (token-shift mixes of the
@@ -201,7 +204,7 @@ DrwkvModel::BlockOutput DrwkvModel::block(int l, const Variable& h_in, const Var
   // Numbers: the consumers of each recomputed value (its backward closures and other recomputations).
   const Tensor modv = mod.value();
   // spatial mix (MODEL.md §1.8)
-  Variable x1 = x1_in.defined() ? x1_in : layernorm_modulate(h, p(b.ln1_w), p(b.ln1_b), 1e-5, mod, 0, 1, branch);
+  Variable x1 = in.x1.defined() ? in.x1 : layernorm_modulate(h, p(b.ln1_w), p(b.ln1_b), 1e-5, mod, 0, 1, branch);
   RecomputedPtr x1_again;
   if (recompute)
     x1_again = recomputed(
@@ -250,13 +253,16 @@ DrwkvModel::BlockOutput DrwkvModel::block(int l, const Variable& h_in, const Var
   kr.clear();
   // σ(rr) ⊙ kv inside the gated residual: the gated product is never formed, kept or recomputed; the
   // same kernel normalises the output for the next block when asked (forward and backward)
+  BlockOutput o;
+  Tensor* rounded = round_output ? &o.h_rounded : nullptr;
   if (next_mod.defined()) {
     const BlockParams& nb = blocks_[size_t(l) + 1];
-    auto [out, next_x1] = receptance_gated_residual_layernorm_modulate(h1, rr, kv, mod, 5, drop2, p(nb.ln1_w),
-                                                                       p(nb.ln1_b), 1e-5, next_mod, 0, 1, branch);
-    return {out, next_x1};
+    std::tie(o.h, o.next_x1) = receptance_gated_residual_layernorm_modulate(
+        h1, rr, kv, mod, 5, drop2, p(nb.ln1_w), p(nb.ln1_b), 1e-5, next_mod, 0, 1, branch, rounded);
+  } else {
+    o.h = receptance_gated_residual(h1, rr, kv, mod, 5, drop2, rounded);
   }
-  return {receptance_gated_residual(h1, rr, kv, mod, 5, drop2), Variable()};
+  return o;
 }
 
 Variable DrwkvModel::forward(const DrwkvInputs& in) const {
@@ -308,14 +314,19 @@ Variable DrwkvModel::forward(const DrwkvInputs& in) const {
     for (int l = 1; l < nb; ++l) drop[size_t(l)] = all.select(0, l - 1);
   }
   std::vector<Variable> skips, block_mods;
+  std::vector<Tensor> skips_rounded;
   for (int l = 0; l < nb; ++l) block_mods.push_back(contiguous(mods[size_t(l)]));
-  Variable x1;  // the first norm of block l when block l − 1 formed it
+  BlockInput next;  // what block l − 1 formed for block l
   for (int l = 0; l < nb; ++l) {
     bool in_block = l < c.half_depth(), out_block = l > c.half_depth();
     Variable skip;
+    BlockInput in = next;
+    next = BlockInput();
     if (out_block) {
       skip = skips.back();
       skips.pop_back();
+      in.skip_rounded = skips_rounded.back();
+      skips_rounded.pop_back();
     }
     const Variable& mod = block_mods[size_t(l)];
     if (checkpointed(l)) {
@@ -325,17 +336,23 @@ Variable DrwkvModel::forward(const DrwkvInputs& in) const {
       h = checkpoint([this, l, ds, out_block](const std::vector<Variable>& v) {
         return block(l, v[0], v[1], out_block ? v[2] : Variable(), ds, false).h;
       }, ins);
-      x1 = Variable();
     } else {
       // the next block's first norm in this block's last kernel, unless it takes a long skip first or is
-      // recomputed as a whole
+      // recomputed as a whole; and the bf16 copy of the output wherever a long-skip projection takes it
+      // (a skip, or the input of the next block when that is an out-block)
       const bool fuse_next = l + 1 < nb && l + 1 <= c.half_depth() && !checkpointed(l + 1);
-      BlockOutput o = block(l, h, mod, skip, drop[size_t(l)], recompute_elementwise_, x1,
-                            fuse_next ? block_mods[size_t(l) + 1] : Variable());
+      const bool round = branch == DType::BF16 && (in_block || (l + 1 < nb && l + 1 > c.half_depth()));
+      BlockOutput o = block(l, h, mod, skip, drop[size_t(l)], recompute_elementwise_, in,
+                            fuse_next ? block_mods[size_t(l) + 1] : Variable(), round);
       h = o.h;
-      x1 = o.next_x1;
+      next.x1 = o.next_x1;
+      if (!in_block) next.h_rounded = o.h_rounded;
+      if (in_block) skips_rounded.push_back(o.h_rounded);
     }
-    if (in_block) skips.push_back(h);
+    if (in_block) {
+      skips.push_back(h);
+      if (checkpointed(l)) skips_rounded.push_back(Tensor());
+    }
   }
   // output head (MODEL.md §1.11)
   h = layer_norm(h, p(lnf_w_), p(lnf_b_), 1e-5);

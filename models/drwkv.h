@@ -59,15 +59,22 @@ class DrwkvModel {
   };
 
   void register_block(int l, bool out_block);
-  // Block l's output h, and with `next_mod` (block l + 1's modulation) also block l + 1's first
-  // LayerNorm-modulate output, formed by the kernel that forms h (the next block then takes it as `x1`
-  // instead of normalising h itself; for blocks without a long skip or an input norm).
+  // What earlier blocks formed for block l besides its input h: its first LayerNorm-modulate output
+  // (then it does not normalise h itself; blocks without a long skip or an input norm), and for a block
+  // with a long skip h and the skip rounded to the branch dtype (the projection's operands).
+  struct BlockInput {
+    autograd::Variable x1;
+    Tensor h_rounded, skip_rounded;
+  };
+  // Block l's output h; with `next_mod` (block l + 1's modulation) also block l + 1's x1, and with
+  // `round_output` h in the branch dtype, both formed by the kernel that forms h.
   struct BlockOutput {
     autograd::Variable h, next_x1;
+    Tensor h_rounded;
   };
   BlockOutput block(int l, const autograd::Variable& h, const autograd::Variable& mod, const autograd::Variable& skip,
-                    const Tensor& drop_scale, bool recompute, const autograd::Variable& x1 = {},
-                    const autograd::Variable& next_mod = {}) const;
+                    const Tensor& drop_scale, bool recompute, const BlockInput& in = {},
+                    const autograd::Variable& next_mod = {}, bool round_output = false) const;
   const autograd::Variable& p(int id) const { return store_.var(id); }
   DType branch_dtype() const;
   DType residual_dtype() const;

@@ -111,14 +111,16 @@ void check_gated_residual(const Case& k, bool receptance, uint64_t seed) {
     const float* sg = scaled ? p<float>(ss) : nullptr;
     const double* sr = scaled ? p<double>(ss64) : nullptr;
     Tensor out = testing::poisoned(Shape{B, T, C}, DType::F32, kGpu), out64 = Tensor::empty(Shape{B, T, C}, DType::F64);
-    gated_residual_forward_cpu<double, double>(p<double>(out64), p<double>(h64), p<double>(y64), rp64,
+    gated_residual_forward_cpu<double, double>(p<double>(out64), nullptr, p<double>(h64), p<double>(y64), rp64,
                                                p<double>(mod64) + gc * C, ms, sr, B, T, C);
-    gated_residual_forward_cuda<float, TY>(p<float>(out), p<float>(h), p<TY>(y), rp, p<float>(mod) + gc * C, ms, sg, B,
-                                           T, C, stream());
+    Tensor rounded = testing::poisoned(Shape{B, T, C}, ty, kGpu);  // out in the branch dtype as well
+    gated_residual_forward_cuda<float, TY>(p<float>(out), p<TY>(rounded), p<float>(h), p<TY>(y), rp,
+                                           p<float>(mod) + gc * C, ms, sg, B, T, C, stream());
     EXPECT_TENSORS_CLOSE(out, out64, testing::tolerance_for(DType::F32), what + " out", seed);
+    EXPECT_TENSORS_CLOSE(rounded, out.to(ty), (testing::Tolerance{0, 0}), what + " out rounded (bitwise a cast)", seed);
     Tensor inplace = h.clone();  // out aliasing h
-    gated_residual_forward_cuda<float, TY>(p<float>(inplace), p<float>(inplace), p<TY>(y), rp, p<float>(mod) + gc * C,
-                                           ms, sg, B, T, C, stream());
+    gated_residual_forward_cuda<float, TY>(p<float>(inplace), nullptr, p<float>(inplace), p<TY>(y), rp,
+                                           p<float>(mod) + gc * C, ms, sg, B, T, C, stream());
     EXPECT_TENSORS_CLOSE(inplace, out64, testing::tolerance_for(DType::F32), what + " out in place", seed);
 
     Tensor dout = random_uniform_via_f32(Shape{B, T, C}, DType::F32, kGpu, seed + 3), dout64 = to_f64(dout);
@@ -184,25 +186,27 @@ void check_gated_layernorm_modulate(const Case& k, bool receptance, uint64_t see
   // the two kernels
   Tensor h1 = testing::poisoned(Shape{B, T, C}, DType::F32, kGpu), x = testing::poisoned(Shape{B, T, C}, ty, kGpu);
   Tensor mean = stats(), rstd = stats();
-  gated_residual_forward_cuda<float, TY>(p<float>(h1), p<float>(in.h), p<TY>(in.y), rp, m + 2 * C, ms, p<float>(in.ss),
-                                         B, T, C, stream());
+  gated_residual_forward_cuda<float, TY>(p<float>(h1), nullptr, p<float>(in.h), p<TY>(in.y), rp, m + 2 * C, ms,
+                                         p<float>(in.ss), B, T, C, stream());
   layernorm_modulate_forward_cuda<float, TY>(p<TY>(x), p<float>(mean), p<float>(rstd), p<float>(h1), wg, bg, lm + 3 * C,
                                              lm + 4 * C, ms, B, T, C, 1e-5, stream());
   // fused
   Tensor fh1 = testing::poisoned(Shape{B, T, C}, DType::F32, kGpu), fx = testing::poisoned(Shape{B, T, C}, ty, kGpu);
   Tensor fmean = stats(), frstd = stats();
+  Tensor fh1r = testing::poisoned(Shape{B, T, C}, ty, kGpu);  // h1 in the branch dtype as well
   gated_residual_layernorm_modulate_forward_cuda<float, TY>(
-      p<float>(fh1), p<TY>(fx), p<float>(fmean), p<float>(frstd), p<float>(in.h), p<TY>(in.y), rp, m + 2 * C,
-      p<float>(in.ss), wg, bg, lm + 3 * C, lm + 4 * C, ms, B, T, C, 1e-5, stream());
+      p<float>(fh1), p<TY>(fh1r), p<TY>(fx), p<float>(fmean), p<float>(frstd), p<float>(in.h), p<TY>(in.y), rp,
+      m + 2 * C, p<float>(in.ss), wg, bg, lm + 3 * C, lm + 4 * C, ms, B, T, C, 1e-5, stream());
   const testing::Tolerance exact{0, 0};
   if (!receptance || C <= kGatedLayerNormBackwardFusedC) {  // x alone (h1 not written: the recomputation)
     Tensor ox = testing::poisoned(Shape{B, T, C}, ty, kGpu), omean = stats(), orstd = stats();
     gated_residual_layernorm_modulate_forward_cuda<float, TY>(
-        nullptr, p<TY>(ox), p<float>(omean), p<float>(orstd), p<float>(in.h), p<TY>(in.y), rp, m + 2 * C,
+        nullptr, nullptr, p<TY>(ox), p<float>(omean), p<float>(orstd), p<float>(in.h), p<TY>(in.y), rp, m + 2 * C,
         p<float>(in.ss), wg, bg, lm + 3 * C, lm + 4 * C, ms, B, T, C, 1e-5, stream());
     EXPECT_TENSORS_CLOSE(ox, x, exact, what + " x without h1 (bitwise)", seed);
   }
   EXPECT_TENSORS_CLOSE(fh1, h1, exact, what + " h1 (bitwise)", seed);
+  EXPECT_TENSORS_CLOSE(fh1r, fh1.to(ty), exact, what + " h1 rounded (bitwise a cast)", seed);
   EXPECT_TENSORS_CLOSE(fx, x, exact, what + " x (bitwise)", seed);
   EXPECT_TENSORS_CLOSE(fmean, mean, exact, what + " mean (bitwise)", seed);
   EXPECT_TENSORS_CLOSE(frstd, rstd, exact, what + " rstd (bitwise)", seed);
@@ -212,7 +216,7 @@ void check_gated_layernorm_modulate(const Case& k, bool receptance, uint64_t see
   Tensor h164 = Tensor::empty(Shape{B, T, C}, DType::F64), x64 = Tensor::empty(Shape{B, T, C}, DType::F64);
   Tensor mean64 = Tensor::empty(Shape{B * T}, DType::F64), rstd64 = Tensor::empty(Shape{B * T}, DType::F64);
   gated_residual_layernorm_modulate_forward_cpu<double, double>(
-      p<double>(h164), p<double>(x64), p<double>(mean64), p<double>(rstd64), p<double>(h64), p<double>(y64),
+      p<double>(h164), nullptr, p<double>(x64), p<double>(mean64), p<double>(rstd64), p<double>(h64), p<double>(y64),
       opt<double>(r64), p<double>(mod64) + 2 * C, p<double>(ss64), k.affine ? p<double>(w64) : nullptr,
       k.affine ? p<double>(b64) : nullptr, p<double>(lmod64) + 3 * C, p<double>(lmod64) + 4 * C, ms, B, T, C, 1e-5);
   EXPECT_TENSORS_CLOSE(fh1, h164, testing::tolerance_for(DType::F32), what + " h1", seed);
@@ -250,7 +254,8 @@ void check_gated_layernorm_modulate_backward(const Case& k, bool receptance, uin
     // the forward: h1 and the statistics it saves
     Tensor h1 = Tensor::empty(rows, DType::F32, kGpu), x = Tensor::empty(rows, ty, kGpu);
     Tensor mean = Tensor::empty(Shape{B * T}, DType::F32, kGpu), rstd = Tensor::empty(Shape{B * T}, DType::F32, kGpu);
-    gated_residual_layernorm_modulate_forward_cuda<float, TY>(p<float>(h1), p<TY>(x), p<float>(mean), p<float>(rstd),
+    gated_residual_layernorm_modulate_forward_cuda<float, TY>(p<float>(h1), nullptr, p<TY>(x), p<float>(mean),
+                                                              p<float>(rstd),
                                                               p<float>(in.h), p<TY>(in.y), rp, m + 2 * C, sg, wg, bg,
                                                               lm + 3 * C, lm + 4 * C, ms, B, T, C, 1e-5, stream());
     auto start = [&](const Tensor& given, DType dt, bool acc) {
