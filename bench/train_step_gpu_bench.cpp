@@ -5,12 +5,14 @@
 // run), and optionally a per-kernel breakdown of one step.
 //
 // usage: train_step_gpu_bench [--configs NAME:BATCH:IMAGE[,…]] [--steps N] [--warmup N] [--profile]
-//                             [--checkpoint-blocks [N]] [--recompute-elementwise] [--micro-batches N]
+//                             [--checkpoint-blocks [N]] [--recompute-elementwise] [--micro-batches N] [--no-ema]
 //   --checkpoint-blocks: every block recomputed in backward, or N of them spread over the depth
 //   --recompute-elementwise: the other blocks recompute their elementwise activations in backward
 //   --micro-batches N: each step's batch in N forward/backward passes whose gradients add up before the
 //     one optimizer step (the trainer's train.micro_batch = batch / N): the same optimisation step, with
 //     the activations of 1/N of the batch alive at a time
+//   --no-ema: the step without the EMA of the weights (no EMA buffer, AdamW without the EMA update), as
+//     the reference's figures in ANCHORS.md are measured; the bars compare the step with EMA
 //   default configs: S/2:256:32,B/2:256:32,H/2:64:32,B/2:32:64,B/2:16:128 (image 32/64/128 latents =
 //   256/1024/4096 tokens at patch 2)
 #include <algorithm>
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
   int ckpt_blocks = 0;  // blocks recomputed in backward; −1 = all
   bool recompute = false;
   int micro_batches = 1;
+  bool use_ema = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--configs" && i + 1 < argc) configs = argv[++i];
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
     else if (a == "--warmup" && i + 1 < argc) warmup = std::atoi(argv[++i]);
     else if (a == "--profile") profile = true;
     else if (a == "--recompute-elementwise") recompute = true;
+    else if (a == "--no-ema") use_ema = false;
     else if (a == "--micro-batches" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &micro_batches) &&
              micro_batches > 0) ++i;
     else if (a == "--checkpoint-blocks") {
@@ -101,7 +105,8 @@ int main(int argc, char** argv) {
     model.set_recompute_elementwise(recompute);
     store.finalize(dev, DType::BF16, 1);
     models::GaussianDiffusion diffusion(true);
-    Tensor m = Tensor::zeros(store.flat_params().shape(), DType::F32, dev), v = m.clone(), ema = store.flat_params().clone();
+    Tensor m = Tensor::zeros(store.flat_params().shape(), DType::F32, dev), v = m.clone();
+    Tensor ema = use_ema ? store.flat_params().clone() : Tensor();
     const int mb = c.batch / micro_batches;
     Tensor x0 = Tensor::empty(Shape{c.batch, 4, c.image, c.image}, DType::F32, dev);
     rng_normal_(x0, 7, 1);
@@ -143,7 +148,7 @@ int main(int argc, char** argv) {
     for (int l = 0; l < cfg.num_blocks(); ++l) recomputed += model.checkpointed(l) ? 1 : 0;
     std::printf("%s batch %d tokens %d: %.1f ms/step, %.0f images/s, peak %.1f GiB, %d of %d blocks checkpointed%s%s\n",
                 cfg.name.c_str(), c.batch, cfg.tokens(), t.median_ms, ips, peak, recomputed, cfg.num_blocks(),
-                recompute ? ", elementwise recomputation" : "",
+                std::string(recompute ? ", elementwise recomputation" : "").append(use_ema ? "" : ", no EMA").c_str(),
                 micro_batches > 1 ? absl::StrFormat(", %d micro-batches of %d", micro_batches, mb).c_str() : "");
     std::fflush(stdout);
     if (profile) {
