@@ -62,6 +62,17 @@ __device__ __forceinline__ void load_param(const float* p, int64_t c0, int64_t C
   }
 }
 
+// s_b · gate_b over a chunk of sample b's gate (sample_scale null: s_b = 1), formed as the gated-residual
+// kernels form it.
+template <int VW, bool VEC>
+__device__ __forceinline__ void load_sample_gate(const float* gate, const float* sample_scale, int64_t b,
+                                                 int64_t mod_stride, int64_t c0, int64_t C, float (&gv)[VW]) {
+  const float sb = sample_scale ? sample_scale[b] : 1.f;
+  load_chunk<VW, VEC>(gate + b * mod_stride, c0, C, gv);
+#pragma unroll
+  for (int j = 0; j < VW; ++j) gv[j] *= sb;
+}
+
 // ---- layernorm_modulate ------------------------------------------------------------------------------
 // The gated-residual prologue of gated_residual_layernorm_modulate: the row is h + s_b·gate_b ⊙ y (with
 // the receptance: ⊙ σ(r) ⊙ y), written to h1 (when not null) before it is normalised.
@@ -104,15 +115,9 @@ __global__ void __launch_bounds__(kLnThreads(R)) ln_modulate_forward_kernel(
       o[j] = __fmaf_rn(bi[j], __fadd_rn(1.f, sc[j]), sh[j]);
     }
   }
-  float gv[G ? VW : 1];  // s_b · gate_b, as gated_forward_kernel forms it
-  if constexpr (G) {
-    const float sb = gi.sample_scale ? gi.sample_scale[b] : 1.f;
-    if (active) {
-      load_chunk<VW, VEC>(gi.gate + b * mod_stride, c0, C, gv);
-#pragma unroll
-      for (int j = 0; j < VW; ++j) gv[j] *= sb;
-    }
-  }
+  float gv[G ? VW : 1];  // s_b · gate_b
+  if constexpr (G)
+    if (active) load_sample_gate<VW, VEC>(gi.gate, gi.sample_scale, b, mod_stride, c0, C, gv);
   const float inv_c = 1.f / float(C);
   for (int64_t base = 0; base < nrows; base += blockDim.y) {  // same trip count in every thread
     const int64_t i = base + threadIdx.y;
@@ -209,15 +214,9 @@ __global__ void __launch_bounds__(kLnThreads(G)) ln_modulate_backward_kernel(
 #pragma unroll
     for (int j = 0; j < VW; ++j) g[j] = 0.f;
   }
-  float gv[G ? VW : 1];  // s_b · gate_b, as gated_backward_kernel forms it
-  if constexpr (G) {
-    const float sb = gg.sample_scale ? gg.sample_scale[b] : 1.f;
-    if (active) {
-      load_chunk<VW, VEC>(gg.gate + b * mod_stride, c0, C, gv);
-#pragma unroll
-      for (int j = 0; j < VW; ++j) gv[j] *= sb;
-    }
-  }
+  float gv[G ? VW : 1];  // s_b · gate_b
+  if constexpr (G)
+    if (active) load_sample_gate<VW, VEC>(gg.gate, gg.sample_scale, b, mod_stride, c0, C, gv);
   float sums[NS * VW];  // Σ dy, then Σ dy · x̂ (, then Σ dh · y)
 #pragma unroll
   for (int k = 0; k < NS * VW; ++k) sums[k] = 0.f;

@@ -179,8 +179,8 @@ DrwkvModel::BlockOutput DrwkvModel::block(int l, const Variable& h_in, const Var
   Tensor drop1 = drop_scale.defined() ? drop_scale.select(0, 0) : Tensor();
   Tensor drop2 = drop_scale.defined() ? drop_scale.select(0, 1) : Tensor();
   Variable h = h_in;
-  DRWKV_ASSERT(!in.x1.defined() || (b.skip_h < 0 && b.ln0_w < 0), "block %d: a given x1 for a block that transforms its input",
-               l);
+  DRWKV_ASSERT(!in.x1.defined() || (b.skip_h < 0 && b.ln0_w < 0),
+               "block %d: a given x1 for a block that transforms its input", l);
   if (b.skip_h >= 0) {
     // f32 h and skip into the bf16 halves of W_skip, f32 output and bias (linear2 rounds its inputs once,
     // or takes the roundings the blocks that formed them wrote)
@@ -198,9 +198,9 @@ DrwkvModel::BlockOutput DrwkvModel::block(int l, const Variable& h_in, const Var
   // norm forms it again from the block input and the W_o output, which it reads anyway.
   // With `recompute` (set_recompute_elementwise) the elementwise results that backward needs are not
   // kept either but recomputed from the block input and the GEMM outputs (autograd/recompute.h): the
-  // LayerNorm-modulate outputs x1, x2. σ(r)·z is kept: recomputing it needs
-  // a Bi-WKV forward, which costs about what checkpointing whole blocks does per byte saved (H/2: 2.9 ms
-  // for 1.2 GiB), so model.checkpoint_blocks is the knob beyond this one.
+  // LayerNorm-modulate outputs x1, x2. σ(r)·z is kept: recomputing it needs a Bi-WKV forward, which
+  // costs about what checkpointing whole blocks does per byte saved (H/2: 2.9 ms for 1.2 GiB), so
+  // model.checkpoint_blocks is the knob beyond this one.
   // Numbers: the consumers of each recomputed value (its backward closures and other recomputations).
   const Tensor modv = mod.value();
   // spatial mix (MODEL.md §1.8)
@@ -320,12 +320,12 @@ Variable DrwkvModel::forward(const DrwkvInputs& in) const {
   for (int l = 0; l < nb; ++l) {
     bool in_block = l < c.half_depth(), out_block = l > c.half_depth();
     Variable skip;
-    BlockInput in = next;
+    BlockInput given = next;
     next = BlockInput();
     if (out_block) {
       skip = skips.back();
       skips.pop_back();
-      in.skip_rounded = skips_rounded.back();
+      given.skip_rounded = skips_rounded.back();
       skips_rounded.pop_back();
     }
     const Variable& mod = block_mods[size_t(l)];
@@ -342,7 +342,7 @@ Variable DrwkvModel::forward(const DrwkvInputs& in) const {
       // (a skip, or the input of the next block when that is an out-block)
       const bool fuse_next = l + 1 < nb && l + 1 <= c.half_depth() && !checkpointed(l + 1);
       const bool round = branch == DType::BF16 && (in_block || (l + 1 < nb && l + 1 > c.half_depth()));
-      BlockOutput o = block(l, h, mod, skip, drop[size_t(l)], recompute_elementwise_, in,
+      BlockOutput o = block(l, h, mod, skip, drop[size_t(l)], recompute_elementwise_, given,
                             fuse_next ? block_mods[size_t(l) + 1] : Variable(), round);
       h = o.h;
       next.x1 = o.next_x1;
