@@ -70,7 +70,7 @@ void ParameterStore::finalize(Device device, DType compute_dtype, uint64_t seed,
     bool use_copy = p.precision == Precision::Compute && compute_.defined();
     Tensor value = (use_copy ? compute_ : params_).narrow(0, p.offset, p.numel).view(p.shape);
     autograd::Variable v(value, true, p.name);
-    v.bind_grad(grad(int(i)));
+    v.bind_grad(grad_view(int(i)));
     leaves_.push_back(v);
   }
 }
@@ -81,6 +81,11 @@ Tensor ParameterStore::master(int i) const {
 }
 
 Tensor ParameterStore::grad(int i) const {
+  if (size_t(i) < leaves_.size() && leaves_[size_t(i)].grad_pending_reset()) (void)leaves_[size_t(i)].grad();
+  return grad_view(i);
+}
+
+Tensor ParameterStore::grad_view(int i) const {
   const ParamInfo& p = info_[size_t(i)];
   return grads_.narrow(0, p.offset, p.numel).view(p.shape);
 }

@@ -57,7 +57,7 @@ class ParameterStore {
   // The leaf used in forward (compute copy or master view, by precision).
   const autograd::Variable& var(int i) const { return leaves_[size_t(i)]; }
   Tensor master(int i) const;  // f32 view into the flat parameters
-  Tensor grad(int i) const;    // f32 view into the flat gradients
+  Tensor grad(int i) const;    // f32 view into the flat gradients (settled, like flat_grads())
 
   Tensor& flat_params() { return params_; }    // f32 [padded total]
   // f32 [padded total], settled first (settle_grads).
@@ -83,6 +83,7 @@ class ParameterStore {
   void refresh_compute_copy();
 
  private:
+  Tensor grad_view(int i) const;  // the slice as it is
   std::vector<ParamInfo> info_;
   std::vector<Initializer> init_;
   std::vector<autograd::Variable> leaves_;
