@@ -29,7 +29,8 @@ Variable linear_recompute(const Variable& x, const Variable& weight, std::functi
 // Several linear layers of one shape without bias, y_i = x_i W_iᵀ (i < n ≤ kernels::kMaxGemmGroup; every
 // x_i of one shape and dtype, every W_i of one shape), each product pass as one grouped GEMM
 // (kernels::gemm_group; a pass falls back to one GEMM per layer when its operands or gradient buffers
-// do not share a layout or accumulation): a block's K, V, R projections. With `recompute_x` the x_i are
+// do not share a layout or accumulation, and the weight gradients do when they have fewer than 2^20
+// elements, where grouping measured slower): a block's K, V, R projections. With `recompute_x` the x_i are
 // not kept: the weight gradients call recompute_x(i) for them, as linear_recompute does.
 std::vector<Variable> linear_group(const std::vector<Variable>& xs, const std::vector<Variable>& weights,
                                    std::function<Tensor(int)> recompute_x = nullptr);

@@ -8,11 +8,13 @@
 // row ("RESULT <label> <median ms> <TFLOP/s>") that bench/run_gemm_compare.sh joins with
 // bench/gemm_torch.py's output for the same labels.
 //
-// Usage: gemm_gpu_bench [iterations] [--m M] [--shapes K:N[,K:N...]] [--batch N]
+// Usage: gemm_gpu_bench [iterations] [--m M] [--shapes K:N[,K:N...]] [--batch N] [--group]
 //   iterations: default 50, after 10 warm-up calls; M: tokens (default 65536); shapes: the layers'
 //   (in, out) features (default 384:1536,1536:384,768:3072,1536:6144; DRWKV-H/2 at batch 64 is
 //   --m 16384 --shapes 1024:1024,1024:4096,4096:1024); batch: N products of each shape in one strided
 //   launch (as one launch for a block's three D × D projections K, V, R would be); TFLOP/s count all N.
+//   --group: the N products as one kernels::gemm_group_cuda launch (a pointer-array batch, operands where
+//   the strided layout put them) instead: what autograd::linear_group issues.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -36,6 +38,7 @@ struct Row {
   bool trans_a, trans_b;
   DType out;
   float beta;
+  bool group = false;  // the batch as one gemm_group launch
 };
 
 Tensor random_bf16(int64_t rows, int64_t cols, uint64_t seed) {
@@ -72,11 +75,29 @@ std::vector<std::string> run(const Row& r, int iterations) {
   g.ldd = r.n;
   g.beta = r.beta;
   StreamHandle s = current_stream(0).handle();
-  Timing t = time_gpu(0, [&] { kernels::gemm_cuda(g, s); }, 10, iterations);
+  kernels::GemmGroup group;
+  if (r.group) {
+    DRWKV_ASSERT(r.batch <= kernels::kMaxGemmGroup, "--group: at most %d products", kernels::kMaxGemmGroup);
+    group.count = int(r.batch);
+    const size_t ea = 2, ed = r.out == DType::F32 ? 4 : 2;
+    for (int64_t i = 0; i < r.batch; ++i) {
+      group.a[i] = static_cast<const char*>(a.data()) + i * g.stride_a * int64_t(ea);
+      group.b[i] = static_cast<const char*>(b.data()) + i * g.stride_b * int64_t(ea);
+      group.d[i] = static_cast<char*>(d.data()) + i * g.stride_d * int64_t(ed);
+    }
+    g.batch = 1;
+    g.stride_a = g.stride_b = g.stride_d = 0;
+  }
+  Timing t = time_gpu(0, [&] {
+    if (r.group)
+      kernels::gemm_group_cuda(g, group, s);
+    else
+      kernels::gemm_cuda(g, s);
+  }, 10, iterations);
   double tflops = 2.0 * double(r.batch) * double(r.m) * double(r.n) * double(r.k) / (t.median_ms * 1e-3) / 1e12;
   std::printf("RESULT %s %.4f %.1f\n", r.label.c_str(), t.median_ms, tflops);
   std::string op = std::string(r.trans_a ? "Aᵀ" : "A") + "·" + (r.trans_b ? "Bᵀ" : "B");
-  return {r.label, std::to_string(r.batch), std::to_string(r.m), std::to_string(r.n), std::to_string(r.k), op,
+  return {r.label, std::to_string(r.batch) + (r.group ? " (group)" : ""), std::to_string(r.m), std::to_string(r.n), std::to_string(r.k), op,
           std::string(dtype_name(r.out)) + (r.beta != 0 ? " +=" : ""), fmt(t.median_ms, 4), fmt(tflops, 1)};
 }
 
@@ -88,6 +109,7 @@ int main(int argc, char** argv) {
   using namespace drwkv::bench;
   int iterations = 50;
   int64_t M = 65536, batch = 1;
+  bool group = false;
   std::vector<std::pair<int64_t, int64_t>> shapes = {{384, 1536}, {1536, 384}, {768, 3072}, {1536, 6144}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -95,6 +117,8 @@ int main(int argc, char** argv) {
       ++i;
     } else if (a == "--batch" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &batch) && batch > 0) {
       ++i;
+    } else if (a == "--group") {
+      group = true;
     } else if (a == "--shapes" && i + 1 < argc) {
       shapes.clear();
       for (absl::string_view kn : absl::StrSplit(argv[++i], ',')) {
@@ -113,10 +137,11 @@ int main(int argc, char** argv) {
   }
   std::vector<Row> rows;
   for (auto [k, n] : shapes) {
-    std::string shape = absl::StrFormat("M%d_K%d_N%d", M, k, n) + (batch > 1 ? absl::StrFormat("_x%d", batch) : "");
-    rows.push_back({"fwd_" + shape, M, n, k, batch, false, true, DType::BF16, 0.0f});   // X · Wᵀ
-    rows.push_back({"dX_" + shape, M, k, n, batch, false, false, DType::BF16, 0.0f});   // dY · W
-    rows.push_back({"dW_" + shape, n, k, M, batch, true, false, DType::F32, 1.0f});     // dW += dYᵀ · X
+    std::string shape = absl::StrFormat("M%d_K%d_N%d", M, k, n) +
+                        (batch > 1 ? absl::StrFormat(group ? "_g%d" : "_x%d", batch) : "");
+    rows.push_back({"fwd_" + shape, M, n, k, batch, false, true, DType::BF16, 0.0f, group});   // X · Wᵀ
+    rows.push_back({"dX_" + shape, M, k, n, batch, false, false, DType::BF16, 0.0f, group});   // dY · W
+    rows.push_back({"dW_" + shape, n, k, M, batch, true, false, DType::F32, 1.0f, group});     // dW += dYᵀ · X
   }
   rows.push_back({"sq_8192", 8192, 8192, 8192, 1, false, false, DType::BF16, 0.0f});
   std::printf("# bf16 GEMM through cuBLASLt (kernels::gemm_cuda), %s, %s, median of %d after warm-up\n",
