@@ -352,8 +352,9 @@ GatedLnArgs gated_ln_args(const Variable& h, const Variable& r, const Variable& 
                 ln_mod_args(h, ln_weight, ln_bias, ln_mod, shift_chunk, scale_chunk)};
   DRWKV_ASSERT(a.g.yv.dtype() == out_dtype, "%s_layernorm_modulate: y %s, expected the norm output's %s", a.g.name,
                describe(a.g.yv).c_str(), dname(out_dtype).c_str());
-  DRWKV_ASSERT(a.l.mv.size(1) == a.g.mv.size(1), "%s_layernorm_modulate: the norm's mod %s and the gate's %s differ in row length",
-               a.g.name, describe(a.l.mv).c_str(), describe(a.g.mv).c_str());
+  DRWKV_ASSERT(a.l.mv.size(1) == a.g.mv.size(1),
+               "%s_layernorm_modulate: the norm's mod %s and the gate's %s differ in row length", a.g.name,
+               describe(a.l.mv).c_str(), describe(a.g.mv).c_str());
   return a;
 }
 void launch_gated_ln_forward(const GatedLnArgs& a, const Tensor& h1v, const Tensor& h1r, const Tensor& x,

@@ -3,9 +3,8 @@
 // taken them. Every kernel is deterministic, so a recomputed value is bitwise the forward's.
 //
 // Used for cheap elementwise results whose storage would dominate activation memory (the token-shift
-// mixes, and with DrwkvModel::set_recompute_elementwise the LayerNorm-modulate outputs and the gated
-// residual): an op given a Recomputed for an input it saves keeps the Recomputed
-// instead of the tensor.
+// mixes, and with DrwkvModel::set_recompute_elementwise the LayerNorm-modulate outputs): an op given a
+// Recomputed for an input it saves keeps the Recomputed instead of the tensor.
 #pragma once
 
 #include <functional>

@@ -62,8 +62,10 @@ __device__ __forceinline__ void load_param(const float* p, int64_t c0, int64_t C
   }
 }
 
-// s_b · gate_b over a chunk of sample b's gate (sample_scale null: s_b = 1), formed as the gated-residual
-// kernels form it.
+// ---- the gated residual, element by element ---------------------------------------------------------
+// Every kernel that forms these (the gated-residual kernels, and the LayerNorm kernels' prologue and
+// epilogue) calls the same functions, so that fused and separate kernels agree bitwise.
+// gv = s_b · gate_b over a chunk of sample b's gate (sample_scale null: s_b = 1).
 template <int VW, bool VEC>
 __device__ __forceinline__ void load_sample_gate(const float* gate, const float* sample_scale, int64_t b,
                                                  int64_t mod_stride, int64_t c0, int64_t C, float (&gv)[VW]) {
@@ -71,6 +73,22 @@ __device__ __forceinline__ void load_sample_gate(const float* gate, const float*
   load_chunk<VW, VEC>(gate + b * mod_stride, c0, C, gv);
 #pragma unroll
   for (int j = 0; j < VW; ++j) gv[j] *= sb;
+}
+// out = h + gv · (σ(r) ·) y.
+template <bool R> __device__ __forceinline__ float gated_out(float h, float gv, float y, float r) {
+  if constexpr (R) y *= sigmoid_(r);
+  return __fmaf_rn(gv, y, h);
+}
+// Backward, from d = ∂L/∂out and sr = σ(r) (R): the gate sum's term added to `sum`, dy added to `dy`, and
+// dr.
+template <bool R> __device__ __forceinline__ float gated_gate_term(float d, float y, float sr, float sum) {
+  return R ? __fmaf_rn(__fmul_rn(d, sr), y, sum) : __fmaf_rn(d, y, sum);
+}
+template <bool R> __device__ __forceinline__ float gated_dy(float gv, float d, float sr, float dy) {
+  return R ? __fmaf_rn(__fmul_rn(gv, d), sr, dy) : __fmaf_rn(gv, d, dy);
+}
+__device__ __forceinline__ float gated_dr(float gv, float d, float y, float sr) {
+  return gv * d * y * sr * (1.f - sr);
 }
 
 // ---- layernorm_modulate ------------------------------------------------------------------------------
@@ -127,16 +145,11 @@ __global__ void __launch_bounds__(kLnThreads(R)) ln_modulate_forward_kernel(
     if (valid && active) {
       load_chunk<VW, VEC>(h + row * C, c0, C, hv);
       if constexpr (G) {
-        float yv[VW];
+        float yv[VW], rv[VW];  // rv unused (and dropped by the compiler) without R
         load_chunk<VW, VEC>(gi.y + row * C, c0, C, yv);
-        if constexpr (R) {
-          float rv[VW];
-          load_chunk<VW, VEC>(gi.r + row * C, c0, C, rv);
+        if constexpr (R) load_chunk<VW, VEC>(gi.r + row * C, c0, C, rv);
 #pragma unroll
-          for (int j = 0; j < VW; ++j) yv[j] *= sigmoid_(rv[j]);
-        }
-#pragma unroll
-        for (int j = 0; j < VW; ++j) hv[j] = __fmaf_rn(gv[j], yv[j], hv[j]);  // as gated_forward_kernel
+        for (int j = 0; j < VW; ++j) hv[j] = gated_out<R>(hv[j], gv[j], yv[j], R ? rv[j] : 0.f);
         if (gi.h1) store_chunk<VW, VEC>(gi.h1 + row * C, c0, C, hv);
         if (gi.h1_rounded) store_chunk<VW, VEC>(gi.h1_rounded + row * C, c0, C, hv);
       }
@@ -226,7 +239,7 @@ __global__ void __launch_bounds__(kLnThreads(G)) ln_modulate_backward_kernel(
     const int64_t i = base + threadIdx.y;
     const bool valid = i < nrows;
     const int64_t row = b * tokens + t0 + i;
-    float dyv[VW], xh[VW], out[VW], yv[G ? VW : 1], dout[G ? VW : 1], sr[R ? VW : 1];
+    float dyv[VW], xh[VW], out[VW], yv[G ? VW : 1], dout[G ? VW : 1], sr[VW];  // sr: σ(r) with R
     const float mu = valid ? mean[row] : 0.f, rs = valid ? rstd[row] : 0.f;
     if (valid && active) {
       // the partial sum dh accumulates into is loaded with the row, before the row reduction (one memory
@@ -257,7 +270,7 @@ __global__ void __launch_bounds__(kLnThreads(G)) ln_modulate_backward_kernel(
       if constexpr (G && !R) {
         if (gg.form_row) {  // h1 formed again from h, exactly as the forward's prologue formed it
 #pragma unroll
-          for (int j = 0; j < VW; ++j) hv[j] = __fmaf_rn(gv[j], yv[j], hv[j]);
+          for (int j = 0; j < VW; ++j) hv[j] = gated_out<false>(hv[j], gv[j], yv[j], 0.f);
         }
       }
 #pragma unroll
@@ -287,25 +300,19 @@ __global__ void __launch_bounds__(kLnThreads(G)) ln_modulate_backward_kernel(
         out[j] = __fmaf_rn(rs, __fsub_rn(__fmul_rn(dyv[j], g[j]), __fmul_rn(__fmaf_rn(xh[j], s[1], s[0]), inv_c)),
                            out[j]);
       store_chunk<VW, VEC>(dh + row * C, c0, C, out);
-      if constexpr (G) {  // the gated residual's backward with dout = this row of dh (as gated_backward_kernel)
-        if constexpr (R) {
+      if constexpr (G) {  // the gated residual's backward with dout = this row of dh
+        if constexpr (R)
           if (gg.dr) {
             float o[VW];
 #pragma unroll
-            for (int j = 0; j < VW; ++j) o[j] = gv[j] * out[j] * yv[j] * sr[j] * (1.f - sr[j]);
+            for (int j = 0; j < VW; ++j) o[j] = gated_dr(gv[j], out[j], yv[j], sr[j]);
             store_chunk<VW, VEC>(gg.dr + row * C, c0, C, o);
           }
 #pragma unroll
-          for (int j = 0; j < VW; ++j) {
-            sums[2 * VW + j] = __fmaf_rn(__fmul_rn(out[j], sr[j]), yv[j], sums[2 * VW + j]);
-            dout[j] = __fmaf_rn(__fmul_rn(gv[j], out[j]), sr[j], dout[j]);
-          }
-        } else {
-#pragma unroll
-          for (int j = 0; j < VW; ++j) {
-            sums[2 * VW + j] = __fmaf_rn(out[j], yv[j], sums[2 * VW + j]);
-            dout[j] = __fmaf_rn(gv[j], out[j], dout[j]);
-          }
+        for (int j = 0; j < VW; ++j) {
+          const float sj = R ? sr[j] : 1.f;  // (sr is not set without R)
+          sums[2 * VW + j] = gated_gate_term<R>(out[j], yv[j], sj, sums[2 * VW + j]);
+          dout[j] = gated_dy<R>(gv[j], out[j], sj, dout[j]);
         }
         store_chunk<VW, VEC>(gg.dy + row * C, c0, C, dout);
       }
@@ -378,17 +385,14 @@ __global__ void gated_forward_kernel(TH* out, TY* __restrict__ out_rounded, cons
                                      const float* __restrict__ sample_scale, int64_t tokens, int64_t C) {
   const int64_t b = blockIdx.y, t0 = int64_t(blockIdx.x) * kTPB;
   const int64_t nrows = tokens - t0 < kTPB ? tokens - t0 : kTPB;
-  const float s = sample_scale ? sample_scale[b] : 1.f;
   for (int64_t c0 = int64_t(threadIdx.x) * VW; c0 < C; c0 += int64_t(blockDim.x) * VW) {
     float gv[VW];
-    load_vec<VW>(gate + b * mod_stride + c0, gv);
-#pragma unroll
-    for (int j = 0; j < VW; ++j) gv[j] *= s;
+    load_sample_gate<VW, true>(gate, sample_scale, b, mod_stride, c0, C, gv);
     // kGatedRows<R> rows per step, all loaded before any is stored: out may alias h (so the compiler may not
     // move a load above an earlier store itself), and each element is read before it is written, by one
     // thread
     for (int64_t i0 = threadIdx.y; i0 < nrows; i0 += kGatedRows<R> * int64_t(blockDim.y)) {
-      float hv[kGatedRows<R>][VW], yv[kGatedRows<R>][VW], rv[R ? kGatedRows<R> : 1][VW];
+      float hv[kGatedRows<R>][VW], yv[kGatedRows<R>][VW], rv[kGatedRows<R>][VW];  // rv: with R
 #pragma unroll
       for (int u = 0; u < kGatedRows<R>; ++u) {
         const int64_t i = i0 + u * int64_t(blockDim.y), at = (b * tokens + t0 + i) * C + c0;
@@ -403,10 +407,7 @@ __global__ void gated_forward_kernel(TH* out, TY* __restrict__ out_rounded, cons
         const int64_t i = i0 + u * int64_t(blockDim.y), at = (b * tokens + t0 + i) * C + c0;
         if (i < nrows) {
 #pragma unroll
-          for (int j = 0; j < VW; ++j) {
-            if constexpr (R) yv[u][j] *= sigmoid_(rv[u][j]);
-            hv[u][j] = __fmaf_rn(gv[j], yv[u][j], hv[u][j]);
-          }
+          for (int j = 0; j < VW; ++j) hv[u][j] = gated_out<R>(hv[u][j], gv[j], yv[u][j], R ? rv[u][j] : 0.f);
           store_vec<VW>(out + at, hv[u]);
           if (out_rounded) store_vec<VW>(out_rounded + at, hv[u]);
         }
@@ -425,7 +426,6 @@ __global__ void gated_backward_kernel(TY* __restrict__ dy, TY* __restrict__ dr, 
   extern __shared__ float col[];  // blockDim.x · blockDim.y · VW (when blockDim.y > 1)
   const int64_t b = blockIdx.y, t0 = int64_t(blockIdx.x) * kTPB;
   const int64_t nrows = tokens - t0 < kTPB ? tokens - t0 : kTPB;
-  const float s = sample_scale ? sample_scale[b] : 1.f;
   for (int64_t base = 0; base < C; base += int64_t(blockDim.x) * VW) {  // same trip count in every thread
     const int64_t c0 = base + int64_t(threadIdx.x) * VW;
     const bool active = c0 < C;
@@ -434,9 +434,7 @@ __global__ void gated_backward_kernel(TY* __restrict__ dy, TY* __restrict__ dr, 
     for (int j = 0; j < VW; ++j) acc[j] = 0.f;
     if (active) {
       float gv[VW];
-      load_vec<VW>(gate + b * mod_stride + c0, gv);
-#pragma unroll
-      for (int j = 0; j < VW; ++j) gv[j] *= s;
+      load_sample_gate<VW, true>(gate, sample_scale, b, mod_stride, c0, C, gv);
       for (int64_t i = threadIdx.y; i < nrows; i += blockDim.y) {
         const int64_t at = (b * tokens + t0 + i) * C + c0;
         float dv[VW], sr[VW], yv[VW];
@@ -450,16 +448,15 @@ __global__ void gated_backward_kernel(TY* __restrict__ dy, TY* __restrict__ dr, 
 #pragma unroll
           for (int j = 0; j < VW; ++j) sr[j] = 1.f;
         }
-        if (partial) {  // the products spelled out: the fused LayerNorm backward's epilogue forms them alike
+        if (partial) {
 #pragma unroll
-          for (int j = 0; j < VW; ++j)
-            acc[j] = R ? __fmaf_rn(__fmul_rn(dv[j], sr[j]), yv[j], acc[j]) : __fmaf_rn(dv[j], yv[j], acc[j]);
+          for (int j = 0; j < VW; ++j) acc[j] = gated_gate_term<R>(dv[j], yv[j], sr[j], acc[j]);
         }
         if constexpr (R)
           if (dr) {
             float o[VW];
 #pragma unroll
-            for (int j = 0; j < VW; ++j) o[j] = gv[j] * dv[j] * yv[j] * sr[j] * (1.f - sr[j]);
+            for (int j = 0; j < VW; ++j) o[j] = gated_dr(gv[j], dv[j], yv[j], sr[j]);
             store_vec<VW>(dr + at, o);
           }
         if (dy) {
@@ -471,8 +468,7 @@ __global__ void gated_backward_kernel(TY* __restrict__ dy, TY* __restrict__ dr, 
             for (int j = 0; j < VW; ++j) o[j] = 0.f;
           }
 #pragma unroll
-          for (int j = 0; j < VW; ++j)
-            o[j] = R ? __fmaf_rn(__fmul_rn(gv[j], dv[j]), sr[j], o[j]) : __fmaf_rn(gv[j], dv[j], o[j]);
+          for (int j = 0; j < VW; ++j) o[j] = gated_dy<R>(gv[j], dv[j], sr[j], o[j]);
           store_vec<VW>(dy + at, o);
         }
       }
@@ -680,9 +676,7 @@ void gated_residual_layernorm_modulate_backward_cuda(
     const acc_t<TH>* bias, const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C,
     bool accumulate, bool accumulate_dy, acc_t<TH>* workspace, StreamHandle s) {
   check_args(batch, tokens, C, mod_stride);
-  DRWKV_ASSERT(dh1 && dy, "gated_residual_layernorm_modulate_backward_cuda: dh1 and dy are required");
-  DRWKV_ASSERT((h == nullptr) != (h1 == nullptr) && (!h || !r) && (r || !dr),
-               "gated_residual_layernorm_modulate_backward_cuda: pass h1, or h without a receptance (dr needs r)");
+  check_gated_residual_layernorm_modulate_backward(dh1, dy, dr, h, h1, r);
   if (batch * tokens == 0) return;
   static_assert(kGatedLayerNormBackwardFusedC <= kLnThreads(true) * 4, "every chunk width fits");
   if (C > kGatedLayerNormBackwardFusedC) {  // rows wider than the fused kernel's blocks: (h1,) the two kernels

@@ -56,13 +56,17 @@ namespace drwkv::kernels {
 
 // Tokens of one sample handled by one CUDA block; fixes the order of the reductions over tokens.
 inline constexpr int64_t kAdaLNTokensPerBlock = 64;
-// Widest rows of the one-kernel gated_residual_layernorm_modulate backward on CUDA; wider rows form h1 in
-// the workspace and run the two kernels.
+// Widest rows of the one-kernel gated_residual_layernorm_modulate on CUDA with a receptance (forward) and
+// in backward; wider rows run the two kernels (the backward forming h1 in the workspace when needed).
 inline constexpr int64_t kGatedLayerNormBackwardFusedC = 2048;
 
 int64_t layernorm_modulate_workspace(int64_t batch, int64_t tokens, int64_t C);
 int64_t gated_residual_workspace(int64_t batch, int64_t tokens, int64_t C);
 int64_t gated_residual_layernorm_modulate_backward_workspace(int64_t batch, int64_t tokens, int64_t C);
+// The pointer contract of gated_residual_layernorm_modulate_backward (both backends check it): dh1 and dy
+// given, exactly one of h and h1, no h with a receptance, dr only with one.
+void check_gated_residual_layernorm_modulate_backward(const void* dh1, const void* dy, const void* dr, const void* h,
+                                                      const void* h1, const void* r);
 
 template <typename TH, typename TY>
 void layernorm_modulate_forward_cpu(TY* y, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h, const acc_t<TH>* weight,
@@ -88,44 +92,40 @@ void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbi
                                       int64_t C, bool accumulate, acc_t<TH>* workspace, StreamHandle s);
 
 template <typename TH, typename TY>
-void gated_residual_forward_cpu(TH* out, TY* out_rounded, const TH* h, const TY* y, const TY* r, const acc_t<TH>* gate,
-                                int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
-                                int64_t C);
+void gated_residual_forward_cpu(TH* out, TY* out_rounded, const TH* h, const TY* y, const TY* r,
+                                const acc_t<TH>* gate, int64_t mod_stride, const acc_t<TH>* sample_scale,
+                                int64_t batch, int64_t tokens, int64_t C);
 template <typename TH, typename TY>
-void gated_residual_forward_cuda(TH* out, TY* out_rounded, const TH* h, const TY* y, const TY* r, const acc_t<TH>* gate,
-                                 int64_t mod_stride, const acc_t<TH>* sample_scale, int64_t batch, int64_t tokens,
-                                 int64_t C, StreamHandle s);
+void gated_residual_forward_cuda(TH* out, TY* out_rounded, const TH* h, const TY* y, const TY* r,
+                                 const acc_t<TH>* gate, int64_t mod_stride, const acc_t<TH>* sample_scale,
+                                 int64_t batch, int64_t tokens, int64_t C, StreamHandle s);
 
 template <typename TH, typename TY>
-void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* h1_rounded, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
-                                                   const TY* y, const TY* r, const acc_t<TH>* gate,
-                                                   const acc_t<TH>* sample_scale,
-                                                   const acc_t<TH>* weight, const acc_t<TH>* bias,
-                                                   const acc_t<TH>* shift, const acc_t<TH>* scale, int64_t mod_stride,
-                                                   int64_t batch, int64_t tokens, int64_t C, double eps);
+void gated_residual_layernorm_modulate_forward_cpu(
+    TH* h1, TY* h1_rounded, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h, const TY* y, const TY* r,
+    const acc_t<TH>* gate, const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias,
+    const acc_t<TH>* shift, const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C,
+    double eps);
 template <typename TH, typename TY>
-void gated_residual_layernorm_modulate_forward_cuda(TH* h1, TY* h1_rounded, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h,
-                                                    const TY* y, const TY* r, const acc_t<TH>* gate,
-                                                    const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
-                                                    const acc_t<TH>* bias, const acc_t<TH>* shift,
-                                                    const acc_t<TH>* scale, int64_t mod_stride, int64_t batch,
-                                                    int64_t tokens, int64_t C, double eps, StreamHandle s);
+void gated_residual_layernorm_modulate_forward_cuda(
+    TH* h1, TY* h1_rounded, TY* x, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h, const TY* y, const TY* r,
+    const acc_t<TH>* gate, const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias,
+    const acc_t<TH>* shift, const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C,
+    double eps, StreamHandle s);
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_backward_cpu(
     TH* dh1, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
     acc_t<TH>* dscale, const TY* dx, const TH* h, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd,
-    const TY* y, const TY* r, const acc_t<TH>* gate,
-    const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias, const acc_t<TH>* scale,
-    int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, bool accumulate, bool accumulate_dy,
-    acc_t<TH>* workspace);
+    const TY* y, const TY* r, const acc_t<TH>* gate, const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
+    const acc_t<TH>* bias, const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C,
+    bool accumulate, bool accumulate_dy, acc_t<TH>* workspace);
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_backward_cuda(
     TH* dh1, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
     acc_t<TH>* dscale, const TY* dx, const TH* h, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd,
-    const TY* y, const TY* r, const acc_t<TH>* gate,
-    const acc_t<TH>* sample_scale, const acc_t<TH>* weight, const acc_t<TH>* bias, const acc_t<TH>* scale,
-    int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C, bool accumulate, bool accumulate_dy,
-    acc_t<TH>* workspace, StreamHandle s);
+    const TY* y, const TY* r, const acc_t<TH>* gate, const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
+    const acc_t<TH>* bias, const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C,
+    bool accumulate, bool accumulate_dy, acc_t<TH>* workspace, StreamHandle s);
 template <typename TH, typename TY>
 void gated_residual_backward_cpu(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* dout, const TY* y, const TY* r,
                                  const acc_t<TH>* gate, int64_t mod_stride, const acc_t<TH>* sample_scale,

@@ -22,6 +22,12 @@ int64_t layernorm_modulate_workspace(int64_t batch, int64_t tokens, int64_t C) {
   return batch * token_blocks(tokens) * 2 * C + batch * 2 * C;
 }
 int64_t gated_residual_workspace(int64_t batch, int64_t tokens, int64_t C) { return batch * token_blocks(tokens) * C; }
+void check_gated_residual_layernorm_modulate_backward(const void* dh1, const void* dy, const void* dr, const void* h,
+                                                      const void* h1, const void* r) {
+  DRWKV_ASSERT(dh1 && dy, "gated_residual_layernorm_modulate_backward: dh1 and dy are required");
+  DRWKV_ASSERT((h == nullptr) != (h1 == nullptr) && (!h || !r) && (r || !dr),
+               "gated_residual_layernorm_modulate_backward: pass h1, or h without a receptance (dr needs r)");
+}
 int64_t gated_residual_layernorm_modulate_backward_workspace(int64_t batch, int64_t tokens, int64_t C) {
   return layernorm_modulate_workspace(batch, tokens, C) + gated_residual_workspace(batch, tokens, C) +
          (C > kGatedLayerNormBackwardFusedC ? batch * tokens * C : 0);  // h1 of the two-kernel path
@@ -184,9 +190,7 @@ void gated_residual_layernorm_modulate_backward_cpu(
     const TY* y, const TY* r, const acc_t<TH>* gate, const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
     const acc_t<TH>* bias, const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C,
     bool accumulate, bool accumulate_dy, acc_t<TH>* /*workspace*/) {
-  DRWKV_ASSERT(dh1 && dy, "gated_residual_layernorm_modulate_backward: dh1 and dy are required");
-  DRWKV_ASSERT((h == nullptr) != (h1 == nullptr) && (!h || !r) && (r || !dr),
-               "gated_residual_layernorm_modulate_backward: pass h1, or h without a receptance (dr needs r)");
+  check_gated_residual_layernorm_modulate_backward(dh1, dy, dr, h, h1, r);
   std::vector<TH> formed;
   if (!h1) {
     formed.resize(static_cast<size_t>(batch * tokens * C));
