@@ -48,7 +48,8 @@ absl::StatusOr<DType> choose_compute_dtype(const Recipe& r, Device device) {
   return device.is_cuda() ? DType::BF16 : DType::F32;
 }
 
-absl::StatusOr<ModelBundle> build_model(const Recipe& r, Device device, DType compute_dtype, int64_t total_multiple) {
+absl::StatusOr<ModelBundle> build_model(const Recipe& r, Device device, DType compute_dtype, int64_t total_multiple,
+                                        int64_t grad_segment_bytes) {
   ModelBundle b;
   absl::StatusOr<models::DrwkvConfig> cfg = model_config(r);
   if (!cfg.ok()) return cfg.status();
@@ -61,6 +62,7 @@ absl::StatusOr<ModelBundle> build_model(const Recipe& r, Device device, DType co
                                                       b.config.num_blocks()));
   b.model->set_checkpoint_blocks(r.model.activation_checkpointing ? -1 : int(r.model.checkpoint_blocks));
   b.model->set_recompute_elementwise(r.model.recompute_elementwise);
+  if (grad_segment_bytes > 0) b.store->set_grad_segments(grad_segment_bytes);
   b.store->finalize(device, compute_dtype, uint64_t(r.run.seed), total_multiple);
   b.diffusion = std::make_unique<models::GaussianDiffusion>(b.config.learn_sigma);
   int64_t expected = models::drwkv_parameter_count(b.config), got = b.store->parameter_count();

@@ -30,8 +30,11 @@ struct ModelBundle {
 };
 
 // Registers, initialises (seed = run.seed) and places the model; the flat buffers' length is a multiple
-// of `total_multiple` (ParameterStore::finalize).
+// of `total_multiple` (ParameterStore::finalize). Gradients: in segments of at most grad_segment_bytes,
+// allocated only when a backward reaches them, or one flat buffer when it is 0
+// (ParameterStore::set_grad_segments).
 absl::StatusOr<ModelBundle> build_model(const Recipe& r, Device device, DType compute_dtype,
-                                        int64_t total_multiple = models::ParameterStore::kAlign);
+                                        int64_t total_multiple = models::ParameterStore::kAlign,
+                                        int64_t grad_segment_bytes = models::ParameterStore::kDefaultSegmentBytes);
 
 }  // namespace drwkv::apps

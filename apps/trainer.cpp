@@ -28,6 +28,7 @@
 #include "dist/grad_reducer.h"
 #include "dist/world.h"
 #include "dist/zero.h"
+#include "models/optimizer_step.h"
 
 namespace drwkv::apps {
 namespace fs = std::filesystem;
@@ -104,9 +105,15 @@ absl::Status build_model_and_state(Run& r) {
   if (!dt.ok()) return dt.status();
   const bool zero1 = r.recipe.dist.zero1 && r.world_size > 1;
   if (r.recipe.dist.zero1 && !zero1) log_info0("dist.zero1: one rank, nothing to shard; the optimizer state stays whole");
-  // ZeRO-1 cuts the flat buffers into equal shards: their length must be a multiple of the granularity
+  // ZeRO-1 cuts the flat buffers into equal shards: their length must be a multiple of the granularity,
+  // and its reduce-scatter reads one flat gradient buffer. Otherwise gradients live in segments that
+  // exist only from backward to the optimizer step; data parallel makes them the reducer's buckets.
+  const int64_t segment_bytes = zero1                ? 0
+                                : r.world_size > 1 ? int64_t(r.recipe.dist.bucket_mb * 1024 * 1024)
+                                                   : models::ParameterStore::kDefaultSegmentBytes;
   absl::StatusOr<ModelBundle> b = build_model(
-      r.recipe, r.device, *dt, zero1 ? dist::ShardLayout::granularity(r.world_size) : models::ParameterStore::kAlign);
+      r.recipe, r.device, *dt, zero1 ? dist::ShardLayout::granularity(r.world_size) : models::ParameterStore::kAlign,
+      segment_bytes);
   if (!b.ok()) return b.status();
   r.model = std::move(*b);
   models::ParameterStore& s = *r.model.store;
@@ -231,12 +238,12 @@ void attach_reducer(Run& r) {
               "parameters all-gathered", r.world_size, r.world->comm().backend_name());
     return;
   }
-  std::vector<dist::ParamSlot> slots;
-  for (const models::ParamInfo& p : s.infos()) slots.push_back({p.offset, p.numel});
   dist::GradReducerOptions opt;
   opt.bucket_bytes = int64_t(r.recipe.dist.bucket_mb * 1024 * 1024);
   opt.wire_dtype = r.recipe.dist.reduce_dtype == "bf16" ? DType::BF16 : DType::F32;
-  r.reducer = std::make_unique<dist::GradReducer>(r.world->comm(), s.flat_grads(), slots, opt);
+  // the buckets are the store's gradient segments (planned with the same byte limit)
+  r.reducer = std::make_unique<dist::GradReducer>(r.world->comm(), s.grad_segments(), s.size(),
+                                                  [&s](int k) { return s.segment_grads(k); }, opt);
   for (int i = 0; i < s.size(); ++i) {
     autograd::Variable v = s.var(i);
     dist::GradReducer* red = r.reducer.get();
@@ -315,7 +322,7 @@ absl::StatusOr<StepResult> train_step(Run& r, bool want_stop) {
   if (r.zero) dist::zero1_reduce_scatter(r.world->comm(), s.flat_grads(), r.grad_shard, *r.zero);
   // local statistics, then one agreement over ranks
   dist::LocalStepStats local;
-  local.grad_sq_sum = autograd::sum_squares(r.zero ? r.grad_shard : s.flat_grads()).item();
+  local.grad_sq_sum = r.zero ? autograd::sum_squares(r.grad_shard).item() : models::grad_sum_squares(s);
   local.grad_is_sharded = r.zero.has_value();
   double loss = 0, mse = 0, vb = 0, n = 0;
   for (const Tensor& t : terms) {
@@ -341,7 +348,10 @@ absl::StatusOr<StepResult> train_step(Run& r, bool want_stop) {
     out.skipped = local.nonfinite || !std::isfinite(out.grad_norm);
     out.sums = local.sums;
   }
-  if (out.skipped) return out;  // every rank skips this step (the gradients are discarded)
+  if (out.skipped) {  // every rank skips this step (the gradients are discarded)
+    s.zero_grads();
+    return out;
+  }
   // clip, AdamW (refreshing the bf16 compute copy), EMA
   autograd::AdamWConfig cfg;
   const OptimizerSection& o = r.recipe.optimizer;
@@ -360,9 +370,9 @@ absl::StatusOr<StepResult> train_step(Run& r, bool want_stop) {
     s.refresh_compute_copy();
     autograd::ema_update(r.ema, s.flat_params(), ema_decay(r.recipe.ema, r.step));
   } else {  // the EMA in the optimizer's pass
-    autograd::adamw_step(s.flat_params(), s.flat_grads(), r.adam_m, r.adam_v, cfg, r.step + 1, scale, s.compute_copy(),
-                         r.ema, ema_decay(r.recipe.ema, r.step));
+    models::adamw_step(s, r.adam_m, r.adam_v, cfg, r.step + 1, scale, r.ema, ema_decay(r.recipe.ema, r.step));
   }
+  s.zero_grads();  // gradient segments go back to the allocator now, before any evaluation or sampling
   return out;
 }
 

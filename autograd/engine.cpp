@@ -53,6 +53,16 @@ void make_exclusive(Tensor& slot, bool bound) {
   }
 }
 
+// A bound leaf whose buffer was released gets one from its binder before anything touches the slot.
+void ensure_grad_buffer(VariableImpl& leaf) {
+  if (leaf.grad_bound && !leaf.grad.defined()) {
+    DRWKV_ASSERT(leaf.grad_binder, "leaf %s: gradient buffer released and no binder to get it back",
+                 leaf.name.c_str());
+    leaf.grad_binder();
+    DRWKV_ASSERT(leaf.grad.defined(), "leaf %s: the grad binder bound no buffer", leaf.name.c_str());
+  }
+}
+
 void leaf_used(PassState& pass, VariableImpl* leaf) {
   auto it = pass.pending.find(leaf);
   if (it == pass.pending.end()) return;
@@ -138,6 +148,7 @@ void Variable::bind_grad(Tensor g) {
 }
 
 const Tensor& Variable::grad() const {
+  ensure_grad_buffer(*impl_);
   if (impl_->grad_stale) {
     impl_->grad.zero_();
     impl_->grad_stale = false;
@@ -146,8 +157,24 @@ const Tensor& Variable::grad() const {
 }
 
 void Variable::zero_grad() {
+  if (grad_released()) return;  // no buffer: counts as zero until the binder binds one
   if (impl_->grad.defined()) impl_->grad.zero_();
   impl_->grad_stale = false;
+}
+
+void Variable::bind_grad_on_demand(GradBinder binder) {
+  DRWKV_ASSERT(is_leaf() && binder, "bind_grad_on_demand needs a leaf and a binder");
+  impl_->grad = Tensor();
+  impl_->grad_binder = std::move(binder);
+  impl_->grad_bound = true;
+  impl_->grad_stale = true;
+}
+
+void Variable::release_grad() {
+  DRWKV_ASSERT(impl_->grad_bound && impl_->grad_binder, "release_grad on %s, whose gradient is not bound on demand",
+               impl_->name.c_str());
+  impl_->grad = Tensor();
+  impl_->grad_stale = true;
 }
 
 void Variable::reset_grad() {
@@ -169,6 +196,7 @@ void Variable::backward(Tensor seed) const {
     seed = Tensor::full(value().shape(), 1.0, value().dtype(), value().device());
   }
   if (is_leaf()) {
+    ensure_grad_buffer(*impl_);
     accumulate_into(impl_->grad, shape(), seed, impl_->grad_bound, &impl_->grad_stale);
     return;
   }
@@ -182,6 +210,7 @@ void BackwardContext::add(int i, Tensor g) {
   const Edge& e = node_->inputs[size_t(i)];
   if (e.leaf) {
     VariableImpl& leaf = *e.leaf;
+    ensure_grad_buffer(leaf);
     if (leaf.grad.defined()) g = converted(g, leaf.grad.dtype());
     accumulate_into(leaf.grad, leaf.value.shape(), std::move(g), leaf.grad_bound, &leaf.grad_stale);
   } else if (e.producer) {
@@ -214,6 +243,7 @@ Tensor BackwardContext::target(int i, bool* accumulate) {
   Device device;
   bool bound = false;
   if (e.leaf) {
+    ensure_grad_buffer(*e.leaf);
     slot = &e.leaf->grad;
     bound = e.leaf->grad_bound;
     if (bound && e.leaf->grad_stale) {  // reset_grad: the caller overwrites the whole slot

@@ -10,6 +10,10 @@
 //
 // Leaves may carry a grad-ready hook, called during backward as soon as no recorded node can still add
 // to that leaf's gradient; data-parallel training starts all-reduces from it.
+//
+// A bound leaf's buffer may also come on demand: a grad binder, called the first time anything needs
+// the buffer (a contribution, grad()), binds it; release_grad() gives it back until the next time. The
+// parameter store allocates its gradient segments this way only when backward reaches them.
 #pragma once
 
 #include <functional>
@@ -27,6 +31,7 @@ class BackwardContext;
 
 using BackwardFn = std::function<void(BackwardContext&)>;
 using GradReadyHook = std::function<void()>;
+using GradBinder = std::function<void()>;  // must bind_grad() the leaf (and may bind others)
 
 struct VariableImpl {
   Tensor value;
@@ -38,6 +43,7 @@ struct VariableImpl {
   std::shared_ptr<Node> grad_fn;  // producer of a non-leaf
   std::string name;
   GradReadyHook on_grad_ready;    // leaves only
+  GradBinder grad_binder;         // bound leaves whose buffer was released
 };
 
 class Variable {
@@ -66,6 +72,13 @@ class Variable {
   void reset_grad();
   bool grad_pending_reset() const { return impl_->grad_stale; }
   void set_grad_ready_hook(GradReadyHook hook);
+  // The gradient is a caller-owned buffer that `binder` binds (bind_grad) when something first needs
+  // it; until then it counts as zero, like a reset gradient.
+  void bind_grad_on_demand(GradBinder binder);
+  // Leaves bound on demand: drops the buffer (the gradient counts as zero again); the binder binds a
+  // new one when something needs it. grad_released(): bound, no buffer now.
+  void release_grad();
+  bool grad_released() const { return impl_->grad_bound && !impl_->grad.defined(); }
 
   // Reverse pass from this variable; `seed` defaults to ones (scalars) and must match the shape.
   void backward(Tensor seed = Tensor()) const;

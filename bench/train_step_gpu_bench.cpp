@@ -6,6 +6,7 @@
 //
 // usage: train_step_gpu_bench [--configs NAME:BATCH:IMAGE[,…]] [--steps N] [--warmup N] [--profile]
 //                             [--checkpoint-blocks [N]] [--recompute-elementwise] [--micro-batches N] [--no-ema]
+//                             [--flat-grads]
 //   --checkpoint-blocks: every block recomputed in backward, or N of them spread over the depth
 //   --recompute-elementwise: the other blocks recompute their elementwise activations in backward
 //   --micro-batches N: each step's batch in N forward/backward passes whose gradients add up before the
@@ -13,6 +14,8 @@
 //     the activations of 1/N of the batch alive at a time
 //   --no-ema: the step without the EMA of the weights (no EMA buffer, AdamW without the EMA update), as
 //     the reference's figures in ANCHORS.md are measured; the bars compare the step with EMA
+//   --flat-grads: gradients in one persistent flat buffer instead of the trainer's segments, which are
+//     allocated only from backward to the optimizer step (ParameterStore::set_grad_segments)
 //   default configs: S/2:256:32,B/2:256:32,H/2:64:32,B/2:32:64,B/2:16:128 (image 32/64/128 latents =
 //   256/1024/4096 tokens at patch 2)
 #include <algorithm>
@@ -33,6 +36,7 @@
 #include "core/stream.h"
 #include "models/diffusion.h"
 #include "models/drwkv.h"
+#include "models/optimizer_step.h"
 
 using namespace drwkv;
 
@@ -49,6 +53,7 @@ int main(int argc, char** argv) {
   bool recompute = false;
   int micro_batches = 1;
   bool use_ema = true;
+  bool flat_grads = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--configs" && i + 1 < argc) configs = argv[++i];
@@ -57,6 +62,7 @@ int main(int argc, char** argv) {
     else if (a == "--profile") profile = true;
     else if (a == "--recompute-elementwise") recompute = true;
     else if (a == "--no-ema") use_ema = false;
+    else if (a == "--flat-grads") flat_grads = true;
     else if (a == "--micro-batches" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &micro_batches) &&
              micro_batches > 0) ++i;
     else if (a == "--checkpoint-blocks") {
@@ -103,6 +109,7 @@ int main(int argc, char** argv) {
     models::DrwkvModel model(cfg, store);
     model.set_checkpoint_blocks(ckpt_blocks);
     model.set_recompute_elementwise(recompute);
+    if (!flat_grads) store.set_grad_segments(models::ParameterStore::kDefaultSegmentBytes);
     store.finalize(dev, DType::BF16, 1);
     models::GaussianDiffusion diffusion(true);
     Tensor m = Tensor::zeros(store.flat_params().shape(), DType::F32, dev), v = m.clone();
@@ -131,8 +138,7 @@ int main(int argc, char** argv) {
         models::TrainLoss tl = diffusion.training_loss(model, tb, 1.0 / c.batch, true);
         tl.loss.backward();
       }
-      autograd::adamw_step(store.flat_params(), store.flat_grads(), m, v, opt, ++step, Tensor(), store.compute_copy(),
-                           ema, 0.9999);
+      models::adamw_step(store, m, v, opt, ++step, Tensor(), ema, 0.9999);
     };
     for (int i = 0; i < warmup; ++i) one_step();
     cuda_device_synchronize(0);
@@ -148,7 +154,10 @@ int main(int argc, char** argv) {
     for (int l = 0; l < cfg.num_blocks(); ++l) recomputed += model.checkpointed(l) ? 1 : 0;
     std::printf("%s batch %d tokens %d: %.1f ms/step, %.0f images/s, peak %.1f GiB, %d of %d blocks checkpointed%s%s\n",
                 cfg.name.c_str(), c.batch, cfg.tokens(), t.median_ms, ips, peak, recomputed, cfg.num_blocks(),
-                std::string(recompute ? ", elementwise recomputation" : "").append(use_ema ? "" : ", no EMA").c_str(),
+                std::string(recompute ? ", elementwise recomputation" : "")
+                    .append(use_ema ? "" : ", no EMA")
+                    .append(flat_grads ? ", flat gradient buffer" : "")
+                    .c_str(),
                 micro_batches > 1 ? absl::StrFormat(", %d micro-batches of %d", micro_batches, mb).c_str() : "");
     std::fflush(stdout);
     if (profile) {

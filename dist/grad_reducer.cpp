@@ -5,50 +5,45 @@
 
 namespace drwkv::dist {
 
-std::vector<Bucket> plan_buckets(std::span<const ParamSlot> params, int64_t element_size, int64_t bucket_bytes) {
-  DRWKV_ASSERT(bucket_bytes > 0 && element_size > 0, "bucket of %lld bytes, elements of %lld bytes",
-               (long long)bucket_bytes, (long long)element_size);
-  for (size_t i = 0; i < params.size(); ++i) {
-    DRWKV_ASSERT(params[i].numel > 0 && params[i].offset >= 0, "parameter %zu: offset %lld, numel %lld", i,
-                 (long long)params[i].offset, (long long)params[i].numel);
-    DRWKV_ASSERT(i == 0 || params[i].offset >= params[i - 1].offset + params[i - 1].numel,
-                 "parameter %zu starts at %lld, inside parameter %zu [%lld, %lld): the table must be in "
-                 "registration order at increasing offsets",
-                 i, (long long)params[i].offset, i - 1, (long long)params[i - 1].offset,
-                 (long long)(params[i - 1].offset + params[i - 1].numel));
+GradReducer::GradReducer(Communicator& comm, Tensor flat_grads, std::vector<FlatSlot> params,
+                         GradReducerOptions options)
+    : comm_(comm), num_params_(int(params.size())), options_(options) {
+  DRWKV_ASSERT(flat_grads.dim() == 1 && flat_grads.is_contiguous() && dtype_is_float(flat_grads.dtype()),
+               "GradReducer needs a contiguous 1-D floating-point buffer, got %s", describe(flat_grads).c_str());
+  DRWKV_ASSERT(flat_grads.device() == comm_.device(), "gradients on %s, communicator (%s) on %s",
+               flat_grads.device().str().c_str(), comm_.backend_name(), comm_.device().str().c_str());
+  buckets_ = plan_flat_ranges(params, int64_t(flat_grads.element_size()), options_.bucket_bytes);
+  if (!params.empty()) {
+    const FlatSlot& last = params.back();
+    DRWKV_ASSERT(last.offset + last.numel <= flat_grads.numel(), "parameter table ends at %lld, buffer has %lld",
+                 (long long)(last.offset + last.numel), (long long)flat_grads.numel());
   }
-  std::vector<Bucket> out;
-  for (int i = int(params.size()) - 1; i >= 0; --i) {
-    const ParamSlot& p = params[size_t(i)];
-    int64_t end = p.offset + p.numel;
-    if (!out.empty()) {
-      Bucket& b = out.back();
-      // the bucket grows downwards: [p.offset, b.end)
-      if ((b.end - p.offset) * element_size <= bucket_bytes) {
-        b.begin = p.offset;
-        b.first_param = i;
-        continue;
-      }
-    }
-    out.push_back(Bucket{p.offset, end, i, i});
-  }
-  return out;
+  grads_of_ = [this, flat = std::move(flat_grads)](int b) {
+    const FlatRange& r = buckets_[size_t(b)];
+    return flat.narrow(0, r.begin, r.end - r.begin);
+  };
+  init_bookkeeping();
 }
 
-GradReducer::GradReducer(Communicator& comm, Tensor flat_grads, std::vector<ParamSlot> params,
+GradReducer::GradReducer(Communicator& comm, std::vector<FlatRange> buckets, int num_params, BucketGrads grads_of,
                          GradReducerOptions options)
-    : comm_(comm), grads_(std::move(flat_grads)), params_(std::move(params)), options_(options) {
-  DRWKV_ASSERT(grads_.dim() == 1 && grads_.is_contiguous() && dtype_is_float(grads_.dtype()),
-               "GradReducer needs a contiguous 1-D floating-point buffer, got %s", describe(grads_).c_str());
-  DRWKV_ASSERT(grads_.device() == comm_.device(), "gradients on %s, communicator (%s) on %s",
-               grads_.device().str().c_str(), comm_.backend_name(), comm_.device().str().c_str());
-  buckets_ = plan_buckets(params_, int64_t(grads_.element_size()), options_.bucket_bytes);
-  if (!params_.empty()) {
-    const ParamSlot& last = params_.back();
-    DRWKV_ASSERT(last.offset + last.numel <= grads_.numel(), "parameter table ends at %lld, buffer has %lld",
-                 (long long)(last.offset + last.numel), (long long)grads_.numel());
+    : comm_(comm), grads_of_(std::move(grads_of)), num_params_(num_params), options_(options),
+      buckets_(std::move(buckets)) {
+  DRWKV_ASSERT(grads_of_, "GradReducer: no function giving the buckets' gradients");
+  std::vector<int> covered(size_t(num_params_), 0);
+  for (const FlatRange& b : buckets_) {
+    DRWKV_ASSERT(b.first_param >= 0 && b.first_param <= b.last_param && b.last_param < num_params_,
+                 "bucket of parameters [%d, %d] in a table of %d", b.first_param, b.last_param, num_params_);
+    for (int i = b.first_param; i <= b.last_param; ++i) ++covered[size_t(i)];
   }
-  bucket_of_param_.assign(params_.size(), -1);
+  for (int i = 0; i < num_params_; ++i)
+    DRWKV_ASSERT(covered[size_t(i)] == 1, "parameter %d is in %d buckets; each must be in exactly one", i,
+                 covered[size_t(i)]);
+  init_bookkeeping();
+}
+
+void GradReducer::init_bookkeeping() {
+  bucket_of_param_.assign(size_t(num_params_), -1);
   for (int b = 0; b < int(buckets_.size()); ++b) {
     for (int i = buckets_[size_t(b)].first_param; i <= buckets_[size_t(b)].last_param; ++i) {
       bucket_of_param_[size_t(i)] = b;
@@ -56,13 +51,13 @@ GradReducer::GradReducer(Communicator& comm, Tensor flat_grads, std::vector<Para
   }
   pending_.resize(buckets_.size());
   for (size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].last_param - buckets_[b].first_param + 1;
-  ready_.assign(params_.size(), false);
+  ready_.assign(size_t(num_params_), false);
 }
 
 void GradReducer::mark_ready(int param_index) {
   if (!reduce_) return;
-  DRWKV_ASSERT(param_index >= 0 && param_index < int(params_.size()), "mark_ready(%d) with %zu parameters",
-               param_index, params_.size());
+  DRWKV_ASSERT(param_index >= 0 && param_index < num_params_, "mark_ready(%d) with %d parameters", param_index,
+               num_params_);
   DRWKV_ASSERT(!ready_[size_t(param_index)], "parameter %d marked ready twice in one step", param_index);
   ready_[size_t(param_index)] = true;
   int b = bucket_of_param_[size_t(param_index)];
@@ -71,32 +66,36 @@ void GradReducer::mark_ready(int param_index) {
 
 void GradReducer::launch_ready_prefix() {
   while (next_launch_ < int(buckets_.size()) && pending_[size_t(next_launch_)] == 0) {
-    const Bucket& b = buckets_[size_t(next_launch_)];
-    Tensor range = grads_.narrow(0, b.begin, b.end - b.begin);
-    work_.push_back(comm_.all_reduce_async(range, options_.op, options_.wire_dtype));
+    launch_next();
     ++current_.launched_during_backward;
-    ++next_launch_;
   }
+}
+
+void GradReducer::launch_next() {
+  Tensor g = grads_of_(next_launch_);
+  const FlatRange& b = buckets_[size_t(next_launch_)];
+  DRWKV_ASSERT(g.dim() == 1 && g.is_contiguous() && g.numel() == b.end - b.begin && g.device() == comm_.device(),
+               "bucket %d: gradients %s, expected a contiguous buffer of %lld elements on %s", next_launch_,
+               describe(g).c_str(), (long long)(b.end - b.begin), comm_.device().str().c_str());
+  work_.push_back(comm_.all_reduce_async(g, options_.op, options_.wire_dtype));
+  ++next_launch_;
 }
 
 void GradReducer::finish() {
   if (!reduce_) return;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    if (!ready_[i]) ++current_.params_without_grad;
+  for (int i = 0; i < num_params_; ++i) {
+    if (!ready_[size_t(i)]) ++current_.params_without_grad;
   }
   while (next_launch_ < int(buckets_.size())) {
-    const Bucket& b = buckets_[size_t(next_launch_)];
-    Tensor range = grads_.narrow(0, b.begin, b.end - b.begin);
-    work_.push_back(comm_.all_reduce_async(range, options_.op, options_.wire_dtype));
+    launch_next();
     ++current_.launched_in_finish;
-    ++next_launch_;
   }
   for (WorkPtr& w : work_) w->join_current_stream();
   work_.clear();
   // ready for the next step
   next_launch_ = 0;
   for (size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].last_param - buckets_[b].first_param + 1;
-  ready_.assign(params_.size(), false);
+  ready_.assign(size_t(num_params_), false);
   last_ = current_;
   current_ = StepStats{};
 }

@@ -1,10 +1,12 @@
-// Data-parallel gradient reduction over one flat gradient buffer, overlapped with backward.
+// Data-parallel gradient reduction over a flat gradient layout, overlapped with backward.
 //
-// The parameter table (per parameter: offset and numel in the flat buffer, in registration order, at
-// increasing offsets) is cut into buckets, last registered parameter first (backward produces the
-// gradients of the last layers first): consecutive parameters join a bucket while it stays within
-// bucket_bytes; a parameter larger than that is a bucket of its own. A bucket is one contiguous range
-// of the buffer (gaps between its parameters included, so alignment padding travels too; it is zero).
+// The parameter table (per parameter: offset and numel in the flat layout, in registration order, at
+// increasing offsets) is cut into buckets by plan_flat_ranges (core/flat_ranges.h): last registered
+// parameter first, within bucket_bytes. A bucket is one contiguous range of the layout (gaps between its
+// parameters included, so alignment padding travels too; it is zero). Its gradients are either a range
+// of one flat buffer or a buffer of their own (the parameter store's gradient segments, which are
+// allocated during backward): the reducer asks a `BucketGrads` function for bucket k's tensor when it
+// launches it, so that tensor must hold the bucket's final gradients by then.
 //
 // Per step (when reducing):
 //   mark_ready(i)  - the trainer calls it from parameter i's grad-ready hook (its gradient is final).
@@ -24,27 +26,17 @@
 #pragma once
 
 #include <cstdint>
-#include <span>
+#include <functional>
 #include <vector>
 
+#include "core/flat_ranges.h"
 #include "core/tensor.h"
 #include "dist/communicator.h"
 
 namespace drwkv::dist {
 
-struct ParamSlot {
-  int64_t offset = 0;  // elements from the start of the flat buffer
-  int64_t numel = 0;
-};
-
-struct Bucket {
-  int64_t begin = 0, end = 0;  // element range of the flat buffer
-  int first_param = 0;         // registration indices [first_param, last_param]
-  int last_param = 0;
-};
-
-// Buckets in launch order (the last registered parameters first). Pure; checks the table.
-std::vector<Bucket> plan_buckets(std::span<const ParamSlot> params, int64_t element_size, int64_t bucket_bytes);
+// The contiguous 1-D gradient tensor of bucket k (buckets in launch order), on the communicator's device.
+using BucketGrads = std::function<Tensor(int bucket)>;
 
 struct GradReducerOptions {
   int64_t bucket_bytes = int64_t(25) << 20;
@@ -55,8 +47,12 @@ struct GradReducerOptions {
 
 class GradReducer {
  public:
-  // `flat_grads`: the contiguous 1-D gradient buffer (on comm.device()); kept by reference.
-  GradReducer(Communicator& comm, Tensor flat_grads, std::vector<ParamSlot> params,
+  // `flat_grads`: the contiguous 1-D gradient buffer (on comm.device()) of the whole table; kept by
+  // reference. Buckets: plan_flat_ranges(params, element size, options.bucket_bytes).
+  GradReducer(Communicator& comm, Tensor flat_grads, std::vector<FlatSlot> params, GradReducerOptions options = {});
+  // Buckets given (plan_flat_ranges of a table of `num_params` parameters, e.g. a parameter store's
+  // gradient segments), each bucket's gradients from `grads_of` (options.bucket_bytes is not used).
+  GradReducer(Communicator& comm, std::vector<FlatRange> buckets, int num_params, BucketGrads grads_of,
               GradReducerOptions options = {});
 
   void set_reduce(bool reduce) { reduce_ = reduce; }
@@ -65,7 +61,7 @@ class GradReducer {
   void mark_ready(int param_index);
   void finish();
 
-  const std::vector<Bucket>& buckets() const { return buckets_; }
+  const std::vector<FlatRange>& buckets() const { return buckets_; }
   struct StepStats {
     int launched_during_backward = 0;  // buckets launched by mark_ready
     int launched_in_finish = 0;
@@ -75,12 +71,14 @@ class GradReducer {
 
  private:
   void launch_ready_prefix();
+  void launch_next();
+  void init_bookkeeping();
 
   Communicator& comm_;
-  Tensor grads_;
-  std::vector<ParamSlot> params_;
+  BucketGrads grads_of_;
+  int num_params_ = 0;
   GradReducerOptions options_;
-  std::vector<Bucket> buckets_;
+  std::vector<FlatRange> buckets_;
   std::vector<int> bucket_of_param_;
   std::vector<int> pending_;       // per bucket: parameters not ready yet this step
   std::vector<bool> ready_;        // per parameter, this step

@@ -70,6 +70,46 @@ TEST(Engine, ResetBoundGradientIsOverwrittenThenAccumulated) {
   EXPECT_TRUE(std::isnan(flat.to_vector<double>()[0]));
 }
 
+TEST(Engine, OnDemandGradientIsBoundAtFirstUseAndOverwritten) {
+  // a buffer full of garbage bound by the binder at the first contribution (target() through the GEMM
+  // path and add()): overwritten, then accumulated; released, it counts as zero and the binder runs again
+  const double nan = std::nan("");
+  Variable w(rnd(Shape{4}, 11), true), u(rnd(Shape{2, 2}, 12), true);
+  int binds = 0;
+  Tensor flat;
+  auto binder = [&] {
+    ++binds;
+    flat = Tensor::full(Shape{10}, nan, DType::F64);
+    w.bind_grad(flat.slice(0, 1, 5));
+    u.bind_grad(flat.slice(0, 5, 9).view(Shape{2, 2}));
+  };
+  w.bind_grad_on_demand(binder);
+  u.bind_grad_on_demand(binder);
+  EXPECT_TRUE(w.grad_released() && u.grad_released());
+  Variable x(rnd(Shape{3, 2}, 13));
+  sum_all(linear(x, u)).backward();
+  EXPECT_EQ(binds, 1);
+  EXPECT_FALSE(w.grad_released());
+  EXPECT_TRUE(w.grad_pending_reset());  // bound with the others, not written yet
+  sum_all(scale_shift(w, 2.0)).backward();
+  sum_all(scale_shift(w, 3.0)).backward();
+  EXPECT_EQ(binds, 1);
+  for (double g : w.grad().to_vector<double>()) EXPECT_EQ(g, 5.0);
+  std::vector<double> ug = u.grad().to_vector<double>(), xv = x.value().to_vector<double>();
+  for (int o = 0; o < 2; ++o)
+    for (int i = 0; i < 2; ++i)
+      EXPECT_NEAR(ug[size_t(2 * o + i)], xv[size_t(i)] + xv[size_t(2 + i)] + xv[size_t(4 + i)], 1e-14);
+  // released: no buffer; zero_grad keeps it that way; grad() binds a fresh (garbage) buffer and zeroes it
+  w.release_grad();
+  u.release_grad();
+  w.zero_grad();
+  EXPECT_TRUE(w.grad_released());
+  for (double g : w.grad().to_vector<double>()) EXPECT_EQ(g, 0.0);
+  EXPECT_EQ(binds, 2);
+  EXPECT_TRUE(u.grad_pending_reset());
+  EXPECT_TRUE(std::isnan(flat.to_vector<double>()[0]));  // outside the slices: untouched
+}
+
 TEST(Engine, NoGradRecordsNothing) {
   Variable x(rnd(Shape{3}, 4), true);
   NoGradGuard ng;

@@ -45,7 +45,7 @@ void expect_agreed(Communicator& c, const AgreedStep& a) {
 TEST(Agree, NanOnOneRankMakesEveryRankSkipTheSameStep) {
   Communicator& c = test_world().comm();
   const int W = c.world_size();
-  std::vector<ParamSlot> params = {{0, 100}, {100, 1000}, {1100, 7}};
+  std::vector<FlatSlot> params = {{0, 100}, {100, 1000}, {1100, 7}};
   Tensor grads = Tensor::zeros(Shape{1107}, DType::F32);
   GradReducer red(c, grads, params, {1024});
   for (int step = 0; step < 3; ++step) {

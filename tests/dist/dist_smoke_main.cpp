@@ -51,7 +51,7 @@ uint64_t reduction_step(World& w) {
   c.all_reduce(t, ReduceOp::Sum);
   if (t.to_vector<float>()[4095] != float(W * (W - 1) / 2)) return 0;
   // a reducer step over 40 parameters, hooks in a rank-dependent order
-  std::vector<ParamSlot> table;
+  std::vector<FlatSlot> table;
   int64_t off = 0;
   for (int i = 0; i < 40; ++i) {
     table.push_back({off, 100 + 37 * i});

@@ -130,7 +130,7 @@ TEST(Nccl, BroadcastAllGatherReduceScatter) {
 
 TEST(Nccl, GradReducerOnDeviceBuffers) {
   DRWKV_REQUIRE_GPU();
-  std::vector<ParamSlot> table;
+  std::vector<FlatSlot> table;
   int64_t off = 0;
   for (int i = 0; i < 300; ++i) {
     int64_t numel = i == 150 ? (int64_t(3) << 20) : 1 + (i * 13) % 300;  // one parameter of 12 MB
@@ -143,7 +143,7 @@ TEST(Nccl, GradReducerOnDeviceBuffers) {
   o.op = ReduceOp::Sum;
   GradReducer red(comm(), grads, table, o);
   std::vector<float> host(static_cast<size_t>(off), 0.0f);
-  for (const ParamSlot& p : table) {
+  for (const FlatSlot& p : table) {
     for (int64_t j = 0; j < p.numel; ++j) host[size_t(p.offset + j)] = value(comm().rank(), p.offset + j);
   }
   std::mt19937 rng(uint32_t(comm().rank() + 7));
@@ -156,7 +156,7 @@ TEST(Nccl, GradReducerOnDeviceBuffers) {
     red.finish();
     std::vector<float> got = grads.to_vector<float>();
     int64_t bad = 0;
-    for (const ParamSlot& p : table) {
+    for (const FlatSlot& p : table) {
       for (int64_t j = 0; j < p.numel; ++j) bad += got[size_t(p.offset + j)] != sum_over_ranks(p.offset + j);
     }
     EXPECT_EQ(bad, 0) << "step " << step;

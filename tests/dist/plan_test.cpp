@@ -1,11 +1,10 @@
-// The pure parts of dist/, in one process: bucket planning, the ZeRO-1 shard layout, rank-order host
+// The pure parts of dist/, in one process: the ZeRO-1 shard layout, rank-order host
 // reductions, heartbeat encoding and the watchdog's diagnosis of a hung run.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 
-#include "dist/grad_reducer.h"
 #include "dist/host_reduce.h"
 #include "dist/rendezvous.h"
 #include "dist/watchdog.h"
@@ -13,31 +12,6 @@
 
 namespace drwkv::dist {
 namespace {
-
-TEST(PlanBuckets, ReverseRegistrationOrderWithinTheByteLimit) {
-  // 4-byte elements, 40-byte buckets (10 elements)
-  std::vector<ParamSlot> p = {{0, 3}, {3, 3}, {8, 4}, {12, 25}, {37, 2}, {39, 2}, {41, 6}};
-  std::vector<Bucket> b = plan_buckets(p, 4, 40);
-  ASSERT_EQ(b.size(), 4u);
-  // last parameters first: 6, 5 and 4 fill [37, 47) = exactly 10 elements
-  EXPECT_EQ(b[0].first_param, 4);
-  EXPECT_EQ(b[0].last_param, 6);
-  EXPECT_EQ(b[0].begin, 37);
-  EXPECT_EQ(b[0].end, 47);
-  EXPECT_EQ(b[1].first_param, 3);  // 25 elements > 10: a bucket of its own
-  EXPECT_EQ(b[1].last_param, 3);
-  EXPECT_EQ(b[2].first_param, 1);  // [3, 12): the gap [6, 8) travels too
-  EXPECT_EQ(b[2].last_param, 2);
-  EXPECT_EQ(b[2].begin, 3);
-  EXPECT_EQ(b[2].end, 12);
-  EXPECT_EQ(b[3].first_param, 0);
-  EXPECT_EQ(b[3].last_param, 0);
-}
-
-TEST(PlanBucketsDeathTest, OverlappingTableIsAProgrammingError) {
-  std::vector<ParamSlot> p = {{0, 4}, {2, 4}};
-  EXPECT_DEATH(plan_buckets(p, 4, 1024), "inside parameter 0");
-}
 
 TEST(ShardLayout, PaddingAndOwnership) {
   ShardLayout l = ShardLayout::make(1000, 3, 128);

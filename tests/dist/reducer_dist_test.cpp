@@ -21,7 +21,7 @@ constexpr int64_t kBucketBytes = 1024;  // 256 f32: many buckets
 // 150 tiny parameters, one of 10000 elements (40 kB > a bucket) in the middle, and 4 elements of
 // padding after every 7th parameter.
 struct Table {
-  std::vector<ParamSlot> params;
+  std::vector<FlatSlot> params;
   int64_t total = 0;
   int huge = 0;
 };
@@ -31,7 +31,7 @@ Table make_table() {
   for (int i = 0; i < 151; ++i) {
     int64_t n = i == 75 ? 10000 : 1 + (i * 7) % 17;
     if (i == 75) t.huge = i;
-    t.params.push_back(ParamSlot{off, n});
+    t.params.push_back(FlatSlot{off, n});
     off += n + (i % 7 == 6 ? 4 : 0);
   }
   t.total = off + 3;
@@ -98,7 +98,7 @@ TEST(GradReducer, BucketsCoverTheTableAndTheHugeParameterIsAlone) {
   EXPECT_EQ(b.front().last_param, 150) << "the last registered parameter goes first";
   EXPECT_EQ(b.back().first_param, 0);
   int covered = 0;
-  for (const Bucket& k : b) {
+  for (const FlatRange& k : b) {
     covered += k.last_param - k.first_param + 1;
     if (k.first_param <= t.huge && t.huge <= k.last_param) {
       EXPECT_EQ(k.first_param, k.last_param) << "the parameter larger than a bucket has a bucket of its own";
