@@ -129,6 +129,13 @@ absl::Status build_model_and_state(Run& r) {
               r.world_size, 8.0 * double(state_numel) / mib, 8.0 * double(s.padded_numel()) / mib,
               double(dist::zero1_bytes_saved_per_rank(*r.zero, 8)) / mib, r.device.is_cuda() ? "GPU" : "process");
   }
+  const double grad_mib = 4.0 * double(s.padded_numel()) / (1024.0 * 1024.0);
+  if (s.grads_segmented())
+    log_info0("gradients: %.1f MiB in %zu segment%s of <= %.0f MiB, allocated as backward reaches them and freed "
+              "after the optimizer step", grad_mib, s.grad_segments().size(), s.grad_segments().size() == 1 ? "" : "s",
+              double(segment_bytes) / (1024.0 * 1024.0));
+  else
+    log_info0("gradients: one flat buffer of %.1f MiB, held for the whole run (ZeRO-1 reduce-scatters it)", grad_mib);
   r.adam_m = Tensor::zeros(Shape{state_numel}, DType::F32, r.device);
   r.adam_v = Tensor::zeros(Shape{state_numel}, DType::F32, r.device);
   r.ema = s.flat_params().clone();  // EMA starts as an exact copy (MODEL.md §5.6)
