@@ -18,8 +18,8 @@ GradReducer::GradReducer(Communicator& comm, Tensor flat_grads, std::vector<Flat
     DRWKV_ASSERT(last.offset + last.numel <= flat_grads.numel(), "parameter table ends at %lld, buffer has %lld",
                  (long long)(last.offset + last.numel), (long long)flat_grads.numel());
   }
-  grads_of_ = [this, flat = std::move(flat_grads)](int b) {
-    const FlatRange& r = buckets_[size_t(b)];
+  grads_of_ = [flat = std::move(flat_grads), ranges = buckets_](int b) {
+    const FlatRange& r = ranges[size_t(b)];
     return flat.narrow(0, r.begin, r.end - r.begin);
   };
   init_bookkeeping();

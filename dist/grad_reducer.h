@@ -17,8 +17,8 @@
 //                    the same, whatever order the hooks fire in: a ready bucket waits for its
 //                    predecessors (collectives must be issued in the same order everywhere).
 //   finish()       - launches the buckets not launched yet (parameters that received no gradient this
-//                    step: their slots hold the zeros of the zeroed buffer, and every rank still takes
-//                    part), then makes the current (compute) stream wait for all of them (MPI: waits).
+//                    step: their slots must hold zeros, which the parameter store's segment_grads and
+//                    settle_grads see to, and every rank still takes part), then makes the current (compute) stream wait for all of them (MPI: waits).
 //                    After finish() the buffer holds the average (or sum) over ranks.
 // Gradient accumulation: set_reduce(false) for the micro-batches before the last one (mark_ready and
 // finish do nothing; gradients keep accumulating locally), set_reduce(true) for the last one.

@@ -1,7 +1,6 @@
 // Optimizer step and gradient norm over a parameter store's gradient ranges (models/optimizer_step.h).
 #include "models/optimizer_step.h"
 
-
 namespace drwkv::models {
 
 double grad_sum_squares(ParameterStore& store) {

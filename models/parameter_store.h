@@ -52,6 +52,11 @@ class ParameterStore {
   static constexpr int64_t kAlign = 64;  // elements: every parameter starts 256-byte aligned in f32
   static constexpr int64_t kDefaultSegmentBytes = int64_t(64) << 20;
 
+  ParameterStore() = default;
+  // The leaves' gradient binders refer to this object: it stays where it was built.
+  ParameterStore(const ParameterStore&) = delete;
+  ParameterStore& operator=(const ParameterStore&) = delete;
+
   // Registers a parameter (before finalize); returns its index.
   int add(const std::string& name, const Shape& shape, Precision precision, Initializer init);
 
