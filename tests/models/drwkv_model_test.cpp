@@ -8,23 +8,12 @@
 #include "autograd/optim.h"
 #include "core/rng.h"
 #include "models/drwkv.h"
+#include "tests/models/tiny_drwkv.h"
 #include "tests/support/testing.h"
 
 namespace drwkv::models {
 namespace {
 using autograd::Variable;
-
-DrwkvConfig tiny() {
-  DrwkvConfig c;
-  c.depth = 3;
-  c.width = 8;
-  c.patch = 2;
-  c.in_channels = 2;
-  c.image_size = 6;  // 3×3 tokens: non-square grids are exercised by the kernel tests
-  c.num_classes = 3;
-  c.hidden_rate = 2;
-  return c;
-}
 
 DrwkvInputs inputs(const DrwkvConfig& c, DType dt, uint64_t seed) {
   DrwkvInputs in;
@@ -46,7 +35,7 @@ void perturb(ParameterStore& s, uint64_t seed) {
 }
 
 TEST(DrwkvModel, OutputIsExactlyZeroAtInitialisationAndNotAfterAStep) {
-  DrwkvConfig c = tiny();
+  DrwkvConfig c = tiny_drwkv();
   ParameterStore s;
   DrwkvModel m(c, s);
   s.finalize(Device::cpu(), DType::F32, 1);
@@ -66,7 +55,7 @@ TEST(DrwkvModel, OutputIsExactlyZeroAtInitialisationAndNotAfterAStep) {
 }
 
 TEST(DrwkvModel, GradientsPassAFiniteDifferenceSpotCheck) {
-  DrwkvConfig c = tiny();
+  DrwkvConfig c = tiny_drwkv();
   c.drop_path = 0.0;
   ParameterStore s;
   DrwkvModel m(c, s);
@@ -108,7 +97,7 @@ TEST(DrwkvModel, GradientsPassAFiniteDifferenceSpotCheck) {
 }
 
 TEST(DrwkvModel, CheckpointedBlocksGiveTheSameGradients) {
-  DrwkvConfig c = tiny();
+  DrwkvConfig c = tiny_drwkv();
   ParameterStore s;
   DrwkvModel m(c, s);
   s.finalize(Device::cpu(), DType::F64, 7);
@@ -131,7 +120,7 @@ TEST(DrwkvModel, CheckpointedBlocksGiveTheSameGradients) {
 
 TEST(DrwkvModel, ElementwiseRecomputationGivesBitwiseTheSameGradients) {
   for (DType dt : {DType::F64, DType::F32}) {
-    DrwkvConfig c = tiny();
+    DrwkvConfig c = tiny_drwkv();
     ParameterStore s;
     DrwkvModel m(c, s);
     s.finalize(Device::cpu(), dt, 7);
@@ -163,7 +152,7 @@ TEST(DrwkvModel, ResetGradientsAreOverwrittenNotCleared) {
   // zero_grads() leaves the buffer as it is (here: NaN) and every op's first contribution overwrites
   // its parameter's slice; compared with a buffer cleared first, over two accumulated backward calls
   for (DType dt : {DType::F64, DType::F32}) {
-    DrwkvConfig c = tiny();
+    DrwkvConfig c = tiny_drwkv();
     ParameterStore s;
     DrwkvModel m(c, s);
     s.finalize(Device::cpu(), dt, 7);
@@ -185,7 +174,7 @@ TEST(DrwkvModel, ResetGradientsAreOverwrittenNotCleared) {
 }
 
 TEST(DrwkvModel, CheckpointBlocksPicksThatManyBlocksSpreadOverTheDepth) {
-  DrwkvConfig c = tiny();
+  DrwkvConfig c = tiny_drwkv();
   c.depth = 12;  // 13 blocks
   ParameterStore s;
   DrwkvModel m(c, s);

@@ -9,28 +9,17 @@
 #include "autograd/tensor_math.h"
 #include "models/drwkv.h"
 #include "models/optimizer_step.h"
+#include "tests/models/tiny_drwkv.h"
 #include "tests/support/testing.h"
 
 namespace drwkv::models {
 namespace {
 using autograd::Variable;
 
-DrwkvConfig tiny() {
-  DrwkvConfig c;
-  c.depth = 3;
-  c.width = 8;  // parameters of 8, 24, ... elements: alignment gaps everywhere
-  c.patch = 2;
-  c.in_channels = 2;
-  c.image_size = 6;
-  c.num_classes = 3;
-  c.hidden_rate = 2;
-  return c;
-}
-
 struct Model {
   ParameterStore store;
   DrwkvModel model;
-  explicit Model(int64_t segment_bytes) : model(tiny(), store) {
+  explicit Model(int64_t segment_bytes) : model(tiny_drwkv(), store) {
     if (segment_bytes > 0) store.set_grad_segments(segment_bytes);
     store.finalize(Device::cpu(), DType::F32, 5);
     // away from the zero initialisation, so every parameter gets a gradient
