@@ -422,6 +422,10 @@ std::pair<Variable, Variable> gated_ln_op(const Variable& h, const Variable& r, 
         Tensor db = gb.used ? gb.adding() : Tensor();
         Tensor dlm = ln_mod_input == 2 ? dm : glm.used ? glm.adding() : Tensor();
         Tensor ws = workspace(rows, kernels::gated_residual_layernorm_modulate_backward_workspace(B, T, C), acc);
+        // h's gradient is h1's (the residual passes it through). When h already holds a partial sum (a long
+        // skip's), the kernel adds h1's rows into it, instead of the engine adding the two afterwards.
+        Tensor pass = ctx.needs(0) ? ctx.partial_sum(0) : Tensor();
+        if (pass.defined() && (pass.dtype() != rows.dtype() || !pass.is_contiguous())) pass = Tensor();
         dispatch_pair(rows.dtype(), yv.dtype(), [&](auto th, auto ty) {
           using TH = decltype(th);
           using TY = decltype(ty);
@@ -429,7 +433,8 @@ std::pair<Variable, Variable> gated_ln_op(const Variable& h, const Variable& r, 
           A* d = ptr<A>(dm);
           A* dl = ptr<A>(dlm);
           const A* m = ptr<A>(mv);
-          DRWKV_OPS_LAUNCH2(rows, TH, TY, gated_residual_layernorm_modulate_backward, ptr<TH>(dh1), ptr<TY>(dy),
+          DRWKV_OPS_LAUNCH2(rows, TH, TY, gated_residual_layernorm_modulate_backward, ptr<TH>(dh1), ptr<TH>(pass),
+                            ptr<TY>(dy),
                             ptr<TY>(dr), d ? d + gate_chunk * C : nullptr, ptr<A>(dw), ptr<A>(db),
                             dl ? dl + shift_chunk * C : nullptr, dl ? dl + scale_chunk * C : nullptr, ptr<TY>(dx),
                             form_row ? ptr<TH>(rows) : nullptr, form_row ? nullptr : ptr<TH>(rows), ptr<A>(mean),
@@ -443,7 +448,7 @@ std::pair<Variable, Variable> gated_ln_op(const Variable& h, const Variable& r, 
         gb.commit();
         if (glm.used) glm.commit();
         if (dr.defined()) ctx.add(r_input, dr);
-        if (ctx.needs(0)) ctx.add(0, dh1);  // the residual path passes h1's gradient through to h
+        if (ctx.needs(0) && !pass.defined()) ctx.add(0, dh1);  // the residual passes h1's gradient through to h
       });
   return {outs[0], outs[1]};
 }

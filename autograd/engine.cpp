@@ -234,6 +234,15 @@ Tensor BackwardContext::grad_output_to_modify(int i) {
   return g;
 }
 
+Tensor BackwardContext::partial_sum(int i) {
+  const Edge& e = node_->inputs[size_t(i)];
+  if (!e.producer) return Tensor();
+  Tensor& slot = e.producer->outputs[size_t(e.output_nr)].grad;
+  if (!slot.defined()) return Tensor();
+  make_exclusive(slot, false);
+  return slot;
+}
+
 Tensor BackwardContext::target(int i, bool* accumulate) {
   const Edge& e = node_->inputs[size_t(i)];
   DRWKV_ASSERT(e.requires_grad(), "target() for input %d of %s, which needs no gradient", i, node_->name);

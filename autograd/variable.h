@@ -131,6 +131,10 @@ class BackwardContext {
   // Undefined when the output received no gradient.
   Tensor grad_output_to_modify(int i);
   int num_inputs() const { return int(node_->inputs.size()); }
+  // Input i's gradient so far when it already holds a partial sum (a non-leaf whose other consumers have
+  // contributed), made safe to modify in place: a closure may add its contribution into it directly
+  // instead of calling add(i, ·). Undefined when nothing has contributed yet, and for leaves.
+  Tensor partial_sum(int i);
   bool needs(int i) const { return node_->inputs[size_t(i)].requires_grad(); }
 
   // Adds `g` to input i's gradient (takes ownership when it is the first contribution).

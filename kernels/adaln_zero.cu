@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "kernels/adaln_zero.h"
+#include "kernels/elementwise.h"
 #include "kernels/elementwise_math.h"
 #include "kernels/row_tiles.cuh"
 
@@ -208,7 +209,7 @@ __global__ void __launch_bounds__(kLnThreads(G)) ln_modulate_backward_kernel(
     TH* __restrict__ dh, float* __restrict__ partial, const TY* __restrict__ dy, const TH* __restrict__ h,
     const float* __restrict__ mean, const float* __restrict__ rstd, const float* __restrict__ weight,
     const float* __restrict__ scale, int64_t mod_stride, int64_t tokens, int64_t C, bool accumulate,
-    GatedGrad<TY> gg = {}) {
+    GatedGrad<TY> gg = {}, TH* __restrict__ dpass = nullptr) {
   constexpr int NS = G ? 3 : 2;  // column sums per channel: Σ dy, Σ dy·x̂ (, Σ dh·y)
   __shared__ float red[2][64];   // two alternating buffers, two values per warp
   extern __shared__ float col[];  // blockDim.x · blockDim.y · NS · VW (when blockDim.y > 1)
@@ -299,7 +300,15 @@ __global__ void __launch_bounds__(kLnThreads(G)) ln_modulate_backward_kernel(
       for (int j = 0; j < VW; ++j)
         out[j] = __fmaf_rn(rs, __fsub_rn(__fmul_rn(dyv[j], g[j]), __fmul_rn(__fmaf_rn(xh[j], s[1], s[0]), inv_c)),
                            out[j]);
-      store_chunk<VW, VEC>(dh + row * C, c0, C, out);
+      if (G && dpass != nullptr) {  // h's gradient is h1's: added to h's partial sum, dh not stored
+        float pv[VW];
+        load_chunk<VW, VEC>(dpass + row * C, c0, C, pv);
+#pragma unroll
+        for (int j = 0; j < VW; ++j) pv[j] = __fadd_rn(pv[j], out[j]);
+        store_chunk<VW, VEC>(dpass + row * C, c0, C, pv);
+      } else {
+        store_chunk<VW, VEC>(dh + row * C, c0, C, out);
+      }
       if constexpr (G) {  // the gated residual's backward with dout = this row of dh
         if constexpr (R)
           if (gg.dr) {
@@ -619,14 +628,14 @@ void launch_ln_modulate_backward(TH* dh, float* dweight, float* dbias, float* ds
                                  const TH* h, const float* mean, const float* rstd, const float* weight,
                                  const float* bias, const float* scale, int64_t mod_stride, int64_t batch,
                                  int64_t tokens, int64_t C, bool accumulate, float* workspace, GatedGrad<TY> gg,
-                                 float* dgate, StreamHandle s) {
+                                 float* dgate, StreamHandle s, TH* dpass = nullptr) {
   const bool sums = dweight || dbias || dshift || dscale;
   DRWKV_ASSERT((!sums && !dgate) || workspace, "layernorm_modulate_backward_cuda: parameter gradients need the workspace");
   const int64_t tb = token_blocks(tokens);
   float* partial = sums ? workspace : nullptr;
   float* param = (dweight || dbias) ? workspace + batch * tb * 2 * C : nullptr;
   if (G) gg.partial = dgate ? workspace + layernorm_modulate_workspace(batch, tokens, C) : nullptr;
-  const bool vec = ln_vec(C, mod_stride, {dy, h, dh, weight, scale, gg.dy, gg.dr, gg.y, gg.r, gg.gate});
+  const bool vec = ln_vec(C, mod_stride, {dy, h, dh, dpass, weight, scale, gg.dy, gg.dr, gg.y, gg.r, gg.gate});
   cudaStream_t st = to_cuda(s);
   ln_dispatch<TY>(vec, C, [&](auto vw, auto v) {
     constexpr int VW = decltype(vw)::value;
@@ -638,7 +647,7 @@ void launch_ln_modulate_backward(TH* dh, float* dweight, float* dbias, float* ds
     size_t smem = rb.y > 1 ? size_t(rb.x) * rb.y * NS * VW * sizeof(float) : 0;
     dim3 grid{unsigned(tb), unsigned(batch)};
     ln_modulate_backward_kernel<TH, TY, VW, VEC, G, R><<<grid, dim3(rb.x, rb.y), smem, st>>>(
-        dh, partial, dy, h, mean, rstd, weight, scale, mod_stride, tokens, C, accumulate, gg);
+        dh, partial, dy, h, mean, rstd, weight, scale, mod_stride, tokens, C, accumulate, gg, dpass);
     CUDA_CHECK_LAUNCH();
   });
   const int64_t n = batch * C;
@@ -670,13 +679,13 @@ void layernorm_modulate_backward_cuda(TH* dh, acc_t<TH>* dweight, acc_t<TH>* dbi
 
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_backward_cuda(
-    TH* dh1, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
+    TH* dh1, TH* dh_pass, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
     acc_t<TH>* dscale, const TY* dx, const TH* h, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd,
     const TY* y, const TY* r, const acc_t<TH>* gate, const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
     const acc_t<TH>* bias, const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C,
     bool accumulate, bool accumulate_dy, acc_t<TH>* workspace, StreamHandle s) {
   check_args(batch, tokens, C, mod_stride);
-  check_gated_residual_layernorm_modulate_backward(dh1, dy, dr, h, h1, r);
+  check_gated_residual_layernorm_modulate_backward(dh1, dh_pass, dy, dr, h, h1, r);
   if (batch * tokens == 0) return;
   static_assert(kGatedLayerNormBackwardFusedC <= kLnThreads(true) * 4, "every chunk width fits");
   if (C > kGatedLayerNormBackwardFusedC) {  // rows wider than the fused kernel's blocks: (h1,) the two kernels
@@ -693,6 +702,13 @@ void gated_residual_layernorm_modulate_backward_cuda(
                                              scale, mod_stride, batch, tokens, C, accumulate, workspace, s);
     gated_residual_backward_cuda<TH, TY>(dy, dr, dgate, dh1, y, r, gate, mod_stride, sample_scale, batch, tokens, C,
                                          accumulate_dy, gated_ws, s);
+    if (dh_pass) {
+      Broadcast flat;
+      flat.ndim = 1;
+      flat.shape[0] = batch * tokens * C;
+      for (int k = 0; k < 3; ++k) flat.stride[k][0] = 1;
+      binary_cuda<TH>(BinaryOp::Add, dh_pass, dh_pass, dh1, flat, s);
+    }
     return;
   }
   GatedGrad<TY> gg;
@@ -707,10 +723,12 @@ void gated_residual_layernorm_modulate_backward_cuda(
   const TH* rows = h ? h : h1;
   if (r)
     launch_ln_modulate_backward<true, true>(dh1, dweight, dbias, dshift, dscale, dx, rows, mean, rstd, weight, bias,
-                                            scale, mod_stride, batch, tokens, C, accumulate, workspace, gg, dgate, s);
+                                            scale, mod_stride, batch, tokens, C, accumulate, workspace, gg, dgate, s,
+                                            dh_pass);
   else
     launch_ln_modulate_backward<true, false>(dh1, dweight, dbias, dshift, dscale, dx, rows, mean, rstd, weight, bias,
-                                             scale, mod_stride, batch, tokens, C, accumulate, workspace, gg, dgate, s);
+                                             scale, mod_stride, batch, tokens, C, accumulate, workspace, gg, dgate, s,
+                                             dh_pass);
 }
 
 template <typename TH, typename TY>
@@ -779,7 +797,7 @@ void gated_residual_backward_cuda(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* do
                                                      const acc_t<TH>*, int64_t, const acc_t<TH>*, int64_t, int64_t, \
                                                      int64_t, bool, acc_t<TH>*, StreamHandle);                      \
   template void gated_residual_layernorm_modulate_backward_cuda<TH, TY>(                                          \
-      TH*, TY*, TY*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const TH*,   \
+      TH*, TH*, TY*, TY*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const TH*,   \
       const acc_t<TH>*, const acc_t<TH>*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,                \
       const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, bool, bool,         \
       acc_t<TH>*, StreamHandle);

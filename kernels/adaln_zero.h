@@ -36,7 +36,10 @@
 //   backward: the two backwards in one pass over the rows. The normalised rows are h1 when given, or are
 //   formed again from h and y (no receptance; exactly one of h, h1 is given): h1 need not be kept when
 //   its backward reads h and y anyway. dh1 = ∂LN-mod/∂h1 · dx, added to dh1 when `accumulate` (the
-//   gradient h1 receives from elsewhere); it is also h's gradient (the caller's pass-through). dy, dr
+//   gradient h1 receives from elsewhere); it is also h's gradient (the caller's pass-through). dh_pass
+//   (may be null): a partial sum of h's gradient (a long skip's, say) to which dh1's rows are added in
+//   the same pass, bitwise dh_pass + dh1; dh1's contents are then unspecified (CUDA does not store it).
+//   dy, dr
 //   and dgate as in gated_residual_backward (dy added to when `accumulate_dy`), and dweight, dbias,
 //   dshift, dscale as in layernorm_modulate_backward (each may be null; dh1 and dy may not). With an f32
 //   h, a bf16 branch and accumulation: 16N bytes against 22N for the two kernels (20N / 26N with r).
@@ -64,9 +67,9 @@ int64_t layernorm_modulate_workspace(int64_t batch, int64_t tokens, int64_t C);
 int64_t gated_residual_workspace(int64_t batch, int64_t tokens, int64_t C);
 int64_t gated_residual_layernorm_modulate_backward_workspace(int64_t batch, int64_t tokens, int64_t C);
 // The pointer contract of gated_residual_layernorm_modulate_backward (both backends check it): dh1 and dy
-// given, exactly one of h and h1, no h with a receptance, dr only with one.
-void check_gated_residual_layernorm_modulate_backward(const void* dh1, const void* dy, const void* dr, const void* h,
-                                                      const void* h1, const void* r);
+// given, exactly one of h and h1, no h with a receptance, dr only with one, dh_pass not dh1.
+void check_gated_residual_layernorm_modulate_backward(const void* dh1, const void* dh_pass, const void* dy,
+                                                      const void* dr, const void* h, const void* h1, const void* r);
 
 template <typename TH, typename TY>
 void layernorm_modulate_forward_cpu(TY* y, acc_t<TH>* mean, acc_t<TH>* rstd, const TH* h, const acc_t<TH>* weight,
@@ -114,14 +117,14 @@ void gated_residual_layernorm_modulate_forward_cuda(
     double eps, StreamHandle s);
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_backward_cpu(
-    TH* dh1, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
+    TH* dh1, TH* dh_pass, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
     acc_t<TH>* dscale, const TY* dx, const TH* h, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd,
     const TY* y, const TY* r, const acc_t<TH>* gate, const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
     const acc_t<TH>* bias, const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C,
     bool accumulate, bool accumulate_dy, acc_t<TH>* workspace);
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_backward_cuda(
-    TH* dh1, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
+    TH* dh1, TH* dh_pass, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
     acc_t<TH>* dscale, const TY* dx, const TH* h, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd,
     const TY* y, const TY* r, const acc_t<TH>* gate, const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
     const acc_t<TH>* bias, const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C,

@@ -22,9 +22,10 @@ int64_t layernorm_modulate_workspace(int64_t batch, int64_t tokens, int64_t C) {
   return batch * token_blocks(tokens) * 2 * C + batch * 2 * C;
 }
 int64_t gated_residual_workspace(int64_t batch, int64_t tokens, int64_t C) { return batch * token_blocks(tokens) * C; }
-void check_gated_residual_layernorm_modulate_backward(const void* dh1, const void* dy, const void* dr, const void* h,
-                                                      const void* h1, const void* r) {
+void check_gated_residual_layernorm_modulate_backward(const void* dh1, const void* dh_pass, const void* dy,
+                                                      const void* dr, const void* h, const void* h1, const void* r) {
   DRWKV_ASSERT(dh1 && dy, "gated_residual_layernorm_modulate_backward: dh1 and dy are required");
+  DRWKV_ASSERT(dh_pass != dh1, "gated_residual_layernorm_modulate_backward: dh_pass aliases dh1");
   DRWKV_ASSERT((h == nullptr) != (h1 == nullptr) && (!h || !r) && (r || !dr),
                "gated_residual_layernorm_modulate_backward: pass h1, or h without a receptance (dr needs r)");
 }
@@ -185,12 +186,12 @@ void gated_residual_layernorm_modulate_forward_cpu(TH* h1, TY* h1_rounded, TY* x
 // oracle of the fused CUDA kernel).
 template <typename TH, typename TY>
 void gated_residual_layernorm_modulate_backward_cpu(
-    TH* dh1, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
+    TH* dh1, TH* dh_pass, TY* dy, TY* dr, acc_t<TH>* dgate, acc_t<TH>* dweight, acc_t<TH>* dbias, acc_t<TH>* dshift,
     acc_t<TH>* dscale, const TY* dx, const TH* h, const TH* h1, const acc_t<TH>* mean, const acc_t<TH>* rstd,
     const TY* y, const TY* r, const acc_t<TH>* gate, const acc_t<TH>* sample_scale, const acc_t<TH>* weight,
     const acc_t<TH>* bias, const acc_t<TH>* scale, int64_t mod_stride, int64_t batch, int64_t tokens, int64_t C,
     bool accumulate, bool accumulate_dy, acc_t<TH>* /*workspace*/) {
-  check_gated_residual_layernorm_modulate_backward(dh1, dy, dr, h, h1, r);
+  check_gated_residual_layernorm_modulate_backward(dh1, dh_pass, dy, dr, h, h1, r);
   std::vector<TH> formed;
   if (!h1) {
     formed.resize(static_cast<size_t>(batch * tokens * C));
@@ -202,6 +203,8 @@ void gated_residual_layernorm_modulate_backward_cpu(
                                           mod_stride, batch, tokens, C, accumulate, nullptr);
   gated_residual_backward_cpu<TH, TY>(dy, dr, dgate, dh1, y, r, gate, mod_stride, sample_scale, batch, tokens, C,
                                       accumulate_dy, nullptr);
+  if (dh_pass)
+    for (int64_t i = 0; i < batch * tokens * C; ++i) dh_pass[i] += dh1[i];
 }
 
 #define INSTANTIATE(TH, TY)                                                                                        \
@@ -222,7 +225,7 @@ void gated_residual_layernorm_modulate_backward_cpu(
                                                     const acc_t<TH>*, int64_t, const acc_t<TH>*, int64_t, int64_t, \
                                                     int64_t, bool, acc_t<TH>*);                                    \
   template void gated_residual_layernorm_modulate_backward_cpu<TH, TY>(                                           \
-      TH*, TY*, TY*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const TH*,   \
+      TH*, TH*, TY*, TY*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*, const TH*,   \
       const acc_t<TH>*, const acc_t<TH>*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,                \
       const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, bool, bool,         \
       acc_t<TH>*);

@@ -275,14 +275,17 @@ void check_gated_layernorm_modulate_backward(const Case& k, bool receptance, uin
     };
     Tensor ws = Tensor::empty(Shape{gated_residual_layernorm_modulate_backward_workspace(B, T, C)}, DType::F32, kGpu);
     ws.fill_(std::nan(""));
-    // fused
+    // fused (dh_pass: a partial sum of h's gradient that dh1's rows are added to)
+    auto fused = [&](Grads& g, float* dh_pass) {
+      gated_residual_layernorm_modulate_backward_cuda<float, TY>(
+          p<float>(g.dh1), dh_pass, p<TY>(g.dy), receptance ? p<TY>(g.dr) : nullptr, p<float>(g.dmod) + 2 * C,
+          k.affine ? p<float>(g.dw) : nullptr, k.affine ? p<float>(g.db) : nullptr, p<float>(g.dlmod) + 3 * C,
+          p<float>(g.dlmod) + 4 * C, p<TY>(dx), receptance ? nullptr : p<float>(in.h),
+          receptance ? p<float>(h1) : nullptr, p<float>(mean), p<float>(rstd), p<TY>(in.y), rp, m + 2 * C, sg, wg, bg,
+          lm + 4 * C, ms, B, T, C, k.accumulate, k.accumulate, p<float>(ws), stream());
+    };
     Grads f = fresh();
-    gated_residual_layernorm_modulate_backward_cuda<float, TY>(
-        p<float>(f.dh1), p<TY>(f.dy), receptance ? p<TY>(f.dr) : nullptr, p<float>(f.dmod) + 2 * C,
-        k.affine ? p<float>(f.dw) : nullptr, k.affine ? p<float>(f.db) : nullptr, p<float>(f.dlmod) + 3 * C,
-        p<float>(f.dlmod) + 4 * C, p<TY>(dx), receptance ? nullptr : p<float>(in.h), receptance ? p<float>(h1) : nullptr,
-        p<float>(mean), p<float>(rstd), p<TY>(in.y), rp, m + 2 * C, sg, wg, bg, lm + 4 * C, ms, B, T, C, k.accumulate,
-        k.accumulate, p<float>(ws), stream());
+    fused(f, nullptr);
     // the two CUDA kernels, on the forward's h1
     Grads u = fresh();
     layernorm_modulate_backward_cuda<float, TY>(p<float>(u.dh1), k.affine ? p<float>(u.dw) : nullptr,
@@ -299,6 +302,18 @@ void check_gated_layernorm_modulate_backward(const Case& k, bool receptance, uin
     if (receptance) {
       EXPECT_TENSORS_CLOSE(f.dr, u.dr, exact, at + " dr (bitwise the two kernels)", seed);
     }
+    {  // with dh_pass: the partial sum plus dh1, bitwise; the other gradients unchanged
+      Grads q = fresh();
+      Tensor pass = random_uniform_via_f32(rows, DType::F32, kGpu, seed + 14);
+      std::vector<float> want = pass.to(Device::cpu()).to_vector<float>();
+      const Tensor f_dh1 = f.dh1.to(Device::cpu());
+      const std::vector<float> d1 = f_dh1.to_vector<float>();
+      for (size_t i = 0; i < want.size(); ++i) want[i] += d1[i];
+      fused(q, p<float>(pass));
+      EXPECT_TENSORS_CLOSE(pass, Tensor::from_vector(want, rows), exact, at + " dh_pass += dh1", seed);
+      EXPECT_TENSORS_CLOSE(q.dy, f.dy, exact, at + " dy with dh_pass", seed);
+      EXPECT_TENSORS_CLOSE(q.dmod, f.dmod, exact, at + " dmod with dh_pass", seed);
+    }
     // against the CPU in f64
     Tensor dh164 = k.accumulate ? to_f64(dh1_in) : Tensor::empty(rows, DType::F64);
     Tensor dy64 = k.accumulate ? to_f64(dy_in) : Tensor::empty(rows, DType::F64);
@@ -308,7 +323,7 @@ void check_gated_layernorm_modulate_backward(const Case& k, bool receptance, uin
     Tensor lmod64 = to_f64(in.ln_mod), ss64 = to_f64(in.ss), r64 = receptance ? to_f64(in.r) : Tensor();
     Tensor w64 = to_f64(in.w), b64 = to_f64(in.bias), mean64 = to_f64(mean), rstd64 = to_f64(rstd);
     gated_residual_layernorm_modulate_backward_cpu<double, double>(
-        p<double>(dh164), p<double>(dy64), receptance ? p<double>(dr64) : nullptr, p<double>(dmod64) + 2 * C,
+        p<double>(dh164), nullptr, p<double>(dy64), receptance ? p<double>(dr64) : nullptr, p<double>(dmod64) + 2 * C,
         k.affine ? p<double>(dw64) : nullptr, k.affine ? p<double>(db64) : nullptr, p<double>(dlmod64) + 3 * C,
         p<double>(dlmod64) + 4 * C, p<double>(dx64), receptance ? nullptr : p<double>(h64),
         receptance ? p<double>(h164) : nullptr, p<double>(mean64), p<double>(rstd64), p<double>(y64), opt<double>(r64),
