@@ -46,7 +46,6 @@ struct Run {
   // flat f32: ema in the store's layout; the AdamW moments too, or with ZeRO-1 only this rank's shard
   Tensor adam_m, adam_v, ema;
   std::optional<dist::ShardLayout> zero;  // ZeRO-1 (dist.zero1 with more than one rank)
-  Tensor grad_shard;  // ZeRO-1: this rank's shard of the flat gradients, reduce-scattered in place
   std::unique_ptr<data::Dataset> dataset;
   std::unique_ptr<data::Loader> loader;
   std::unique_ptr<dist::GradReducer> reducer;
@@ -105,12 +104,11 @@ absl::Status build_model_and_state(Run& r) {
   if (!dt.ok()) return dt.status();
   const bool zero1 = r.recipe.dist.zero1 && r.world_size > 1;
   if (r.recipe.dist.zero1 && !zero1) log_info0("dist.zero1: one rank, nothing to shard; the optimizer state stays whole");
-  // ZeRO-1 cuts the flat buffers into equal shards: their length must be a multiple of the granularity,
-  // and its reduce-scatter reads one flat gradient buffer. Otherwise gradients live in segments that
-  // exist only from backward to the optimizer step; data parallel makes them the reducer's buckets.
-  const int64_t segment_bytes = zero1                ? 0
-                                : r.world_size > 1 ? int64_t(r.recipe.dist.bucket_mb * 1024 * 1024)
-                                                   : models::ParameterStore::kDefaultSegmentBytes;
+  // ZeRO-1 cuts the flat buffers into equal shards: their length must be a multiple of the granularity.
+  // Gradients live in segments that exist only from backward to the optimizer step; data parallel makes
+  // them the reducer's buckets.
+  const int64_t segment_bytes = r.world_size > 1 ? int64_t(r.recipe.dist.bucket_mb * 1024 * 1024)
+                                                 : models::ParameterStore::kDefaultSegmentBytes;
   absl::StatusOr<ModelBundle> b = build_model(
       r.recipe, r.device, *dt, zero1 ? dist::ShardLayout::granularity(r.world_size) : models::ParameterStore::kAlign,
       segment_bytes);
@@ -123,19 +121,14 @@ absl::Status build_model_and_state(Run& r) {
     DRWKV_ASSERT(r.zero->padded_numel == s.padded_numel(), "ZeRO-1 layout %lld vs store %lld",
                  (long long)r.zero->padded_numel, (long long)s.padded_numel());
     state_numel = r.zero->shard_numel;
-    r.grad_shard = s.flat_grads().narrow(0, r.zero->begin(r.rank), state_numel);
     const double mib = 1024.0 * 1024.0;
     log_info0("ZeRO-1 over %d ranks: AdamW moments %.1f MiB per rank instead of %.1f MiB (%.1f MiB saved per %s)",
               r.world_size, 8.0 * double(state_numel) / mib, 8.0 * double(s.padded_numel()) / mib,
               double(dist::zero1_bytes_saved_per_rank(*r.zero, 8)) / mib, r.device.is_cuda() ? "GPU" : "process");
   }
-  const double grad_mib = 4.0 * double(s.padded_numel()) / (1024.0 * 1024.0);
-  if (s.grads_segmented())
-    log_info0("gradients: %.1f MiB in %zu segment%s of <= %.0f MiB, allocated as backward reaches them and freed "
-              "after the optimizer step", grad_mib, s.grad_segments().size(), s.grad_segments().size() == 1 ? "" : "s",
-              double(segment_bytes) / (1024.0 * 1024.0));
-  else
-    log_info0("gradients: one flat buffer of %.1f MiB, held for the whole run (ZeRO-1 reduce-scatters it)", grad_mib);
+  log_info0("gradients: %.1f MiB in %zu segment%s of <= %.0f MiB, allocated as backward reaches them and freed "
+            "after the optimizer step", 4.0 * double(s.padded_numel()) / (1024.0 * 1024.0), s.grad_segments().size(),
+            s.grad_segments().size() == 1 ? "" : "s", double(segment_bytes) / (1024.0 * 1024.0));
   r.adam_m = Tensor::zeros(Shape{state_numel}, DType::F32, r.device);
   r.adam_v = Tensor::zeros(Shape{state_numel}, DType::F32, r.device);
   r.ema = s.flat_params().clone();  // EMA starts as an exact copy (MODEL.md §5.6)
@@ -232,22 +225,18 @@ absl::Status open_data(Run& r, const std::string& resume_json) {
   return absl::OkStatus();
 }
 
-// Data-parallel gradient reduction: buckets start all-reducing from the grad-ready hooks. With ZeRO-1
-// the whole buffer is reduce-scattered once backward is done instead (train_step).
+// Data-parallel gradient reduction: buckets (the store's gradient segments) start reducing from the
+// grad-ready hooks: all-reduced, or with ZeRO-1 reduced piece by piece to the ranks that own them.
 void attach_reducer(Run& r) {
   if (r.world_size <= 1) return;
   models::ParameterStore& s = *r.model.store;
   dist::broadcast_parameters(r.world->comm(), s.flat_params());
   s.refresh_compute_copy();
   r.ema.copy_(s.flat_params());
-  if (r.zero) {
-    log_info0("data parallel over %d ranks (%s), ZeRO-1: gradients reduce-scattered after backward, updated "
-              "parameters all-gathered", r.world_size, r.world->comm().backend_name());
-    return;
-  }
   dist::GradReducerOptions opt;
   opt.bucket_bytes = int64_t(r.recipe.dist.bucket_mb * 1024 * 1024);
   opt.wire_dtype = r.recipe.dist.reduce_dtype == "bf16" ? DType::BF16 : DType::F32;
+  opt.owners = r.zero;
   // the buckets are the store's gradient segments (planned with the same byte limit)
   r.reducer = std::make_unique<dist::GradReducer>(r.world->comm(), s.grad_segments(), s.size(),
                                                   [&s](int k) { return s.segment_grads(k); }, opt);
@@ -256,9 +245,14 @@ void attach_reducer(Run& r) {
     dist::GradReducer* red = r.reducer.get();
     v.set_grad_ready_hook([red, i] { red->mark_ready(i); });
   }
-  log_info0("data parallel over %d ranks (%s), %zu gradient buckets of <= %.0f MB, reduced in %s", r.world_size,
-            r.world->comm().backend_name(), r.reducer->buckets().size(), r.recipe.dist.bucket_mb,
-            r.recipe.dist.reduce_dtype.c_str());
+  if (r.zero)
+    log_info0("data parallel over %d ranks (%s), ZeRO-1: %zu gradient buckets of <= %.0f MB reduced during backward "
+              "to the ranks owning them (in f32: dist.reduce_dtype is for all-reduce), updated parameters all-gathered", r.world_size,
+              r.world->comm().backend_name(), r.reducer->buckets().size(), r.recipe.dist.bucket_mb);
+  else
+    log_info0("data parallel over %d ranks (%s), %zu gradient buckets of <= %.0f MB, reduced in %s", r.world_size,
+              r.world->comm().backend_name(), r.reducer->buckets().size(), r.recipe.dist.bucket_mb,
+              r.recipe.dist.reduce_dtype.c_str());
 }
 
 // ---- one optimizer step -----------------------------------------------------------------------------
@@ -326,10 +320,10 @@ absl::StatusOr<StepResult> train_step(Run& r, bool want_stop) {
     s.settle_grads();  // the buckets of parameters no backward reached are reduced now: zero them first
     r.reducer->finish();
   }
-  if (r.zero) dist::zero1_reduce_scatter(r.world->comm(), s.flat_grads(), r.grad_shard, *r.zero);
   // local statistics, then one agreement over ranks
   dist::LocalStepStats local;
-  local.grad_sq_sum = r.zero ? autograd::sum_squares(r.grad_shard).item() : models::grad_sum_squares(s);
+  local.grad_sq_sum = r.zero ? models::grad_sum_squares(s, r.zero->begin(r.rank), r.zero->end(r.rank))
+                             : models::grad_sum_squares(s);
   local.grad_is_sharded = r.zero.has_value();
   double loss = 0, mse = 0, vb = 0, n = 0;
   for (const Tensor& t : terms) {
@@ -371,8 +365,7 @@ absl::StatusOr<StepResult> train_step(Run& r, bool want_stop) {
   Tensor scale = Tensor::full(Shape{1}, clip, DType::F32);
   if (r.zero) {
     // this rank updates its shard; then every rank gathers every shard (and rounds its bf16 copy)
-    Tensor mine = s.flat_params().narrow(0, r.zero->begin(r.rank), r.zero->shard_numel);
-    autograd::adamw_step(mine, r.grad_shard, r.adam_m, r.adam_v, cfg, r.step + 1, scale);
+    models::adamw_step(s, r.adam_m, r.adam_v, cfg, r.step + 1, scale, Tensor(), 0.0, r.zero->begin(r.rank));
     dist::zero1_all_gather(r.world->comm(), s.flat_params(), *r.zero);
     s.refresh_compute_copy();
     autograd::ema_update(r.ema, s.flat_params(), ema_decay(r.recipe.ema, r.step));

@@ -65,6 +65,12 @@ class SelfCommunicator : public Communicator {
     if (in.data() != shard.data()) Tensor(shard).copy_(in.view(shard.shape()));
     return std::make_shared<DoneWork>();
   }
+  WorkPtr reduce_async(const Tensor& t, ReduceOp op, int root) override {
+    DRWKV_ASSERT(root == 0 && t.is_contiguous() && dtype_is_float(t.dtype()), "reduce of %s to rank %d in a world of 1",
+                 describe(t).c_str(), root);
+    (void)op;
+    return std::make_shared<DoneWork>();
+  }
   void barrier() override {}
   void all_gather_host(std::span<const double> local, std::span<double> out) override {
     std::copy(local.begin(), local.end(), out.begin());

@@ -74,6 +74,9 @@ class Communicator {
   // shard (in.numel() / world) = this rank's block of the reduction of `in` over ranks. In place allowed:
   // shard may be in's slice [rank·n, (rank+1)·n).
   virtual WorkPtr reduce_scatter_async(const Tensor& in, const Tensor& shard, ReduceOp op) = 0;
+  // In place on `t` (contiguous, floating point) at rank `root`: the reduction over ranks (MPI: bitwise
+  // all_reduce's, the same rank-order sum); the other ranks' `t` is left as it was.
+  virtual WorkPtr reduce_async(const Tensor& t, ReduceOp op, int root) = 0;
 
   void all_reduce(const Tensor& t, ReduceOp op) { all_reduce_async(t, op)->join_current_stream(); }
   void broadcast(const Tensor& t, int root) { broadcast_async(t, root)->join_current_stream(); }

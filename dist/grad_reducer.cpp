@@ -1,6 +1,8 @@
 // Bucketed, overlapped gradient all-reduce (dist/grad_reducer.h).
 #include "dist/grad_reducer.h"
 
+#include <algorithm>
+
 #include "core/check.h"
 
 namespace drwkv::dist {
@@ -43,6 +45,13 @@ GradReducer::GradReducer(Communicator& comm, std::vector<FlatRange> buckets, int
 }
 
 void GradReducer::init_bookkeeping() {
+  if (options_.owners) {
+    int64_t end = 0;
+    for (const FlatRange& b : buckets_) end = std::max(end, b.end);
+    DRWKV_ASSERT(options_.owners->world == comm_.world_size() && end <= options_.owners->padded_numel,
+                 "GradReducer: owners' layout for %d ranks over %lld elements, communicator of %d, buckets up to %lld",
+                 options_.owners->world, (long long)options_.owners->padded_numel, comm_.world_size(), (long long)end);
+  }
   bucket_of_param_.assign(size_t(num_params_), -1);
   for (int b = 0; b < int(buckets_.size()); ++b) {
     for (int i = buckets_[size_t(b)].first_param; i <= buckets_[size_t(b)].last_param; ++i) {
@@ -77,7 +86,15 @@ void GradReducer::launch_next() {
   DRWKV_ASSERT(g.dim() == 1 && g.is_contiguous() && g.numel() == b.end - b.begin && g.device() == comm_.device(),
                "bucket %d: gradients %s, expected a contiguous buffer of %lld elements on %s", next_launch_,
                describe(g).c_str(), (long long)(b.end - b.begin), comm_.device().str().c_str());
-  work_.push_back(comm_.all_reduce_async(g, options_.op, options_.wire_dtype));
+  if (!options_.owners) {
+    work_.push_back(comm_.all_reduce_async(g, options_.op, options_.wire_dtype));
+  } else {
+    const ShardLayout& l = *options_.owners;
+    for (int r = 0; r < l.world; ++r) {
+      const int64_t lo = std::max(b.begin, l.begin(r)), hi = std::min(b.end, l.end(r));
+      if (lo < hi) work_.push_back(comm_.reduce_async(g.narrow(0, lo - b.begin, hi - lo), options_.op, r));
+    }
+  }
   ++next_launch_;
 }
 

@@ -27,11 +27,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "core/flat_ranges.h"
 #include "core/tensor.h"
 #include "dist/communicator.h"
+#include "dist/zero.h"
 
 namespace drwkv::dist {
 
@@ -43,6 +45,11 @@ struct GradReducerOptions {
   ReduceOp op = ReduceOp::Avg;
   // The dtype on the wire; BF16 halves the bytes of f32 gradients, rounding the reduced values to bf16.
   DType wire_dtype = DType::F32;
+  // ZeRO-1: each element's reduction is needed only by the rank that owns it (the layout's shards, over
+  // the same flat layout as the buckets): a bucket is reduced piece by piece to the owners (reduce, not
+  // all-reduce: half the bytes), in the gradients' own dtype; elements a rank does not own keep its local
+  // values.
+  std::optional<ShardLayout> owners = std::nullopt;
 };
 
 class GradReducer {

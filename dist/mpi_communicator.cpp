@@ -148,6 +148,20 @@ class MpiCommunicator : public Communicator {
                    });
   }
 
+  // Every rank's t gathered at the root, which reduces them in rank order like all_reduce_now's blocks.
+  WorkPtr reduce_async(const Tensor& t, ReduceOp op, int root) override {
+    check_buffer(t, "reduce");
+    DRWKV_ASSERT(dtype_is_float(t.dtype()) && root >= 0 && root < world_, "reduce of %s to rank %d of %d",
+                 describe(t).c_str(), root, world_);
+    return enqueue(describe_collective("reduce", t, op == ReduceOp::Avg ? "avg" : "sum"), [this, t, op, root] {
+      int n = to_int(t.numel(), "reduce");
+      std::vector<char> scratch(rank_ == root ? t.nbytes() * size_t(world_) : 0);
+      MPI_Datatype ty = mpi_type(t.dtype());
+      MPI_CHECK(MPI_Gather(t.data(), n, ty, scratch.data(), n, ty, root, comm_));
+      if (rank_ == root) reduce_blocks(scratch.data(), world_, n, t.dtype(), op, t.data());
+    });
+  }
+
   void barrier() override {
     enqueue("barrier", [this] { MPI_CHECK(MPI_Barrier(comm_)); })->wait();
   }

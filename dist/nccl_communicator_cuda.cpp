@@ -146,6 +146,16 @@ class NcclCommunicator : public Communicator {
     });
   }
 
+  WorkPtr reduce_async(const Tensor& t, ReduceOp op, int root) override {
+    check_buffer(t, "reduce");
+    DRWKV_ASSERT(dtype_is_float(t.dtype()) && root >= 0 && root < world_, "reduce of %s to rank %d of %d",
+                 describe(t).c_str(), root, world_);
+    return launch(describe_collective("reduce", t, op == ReduceOp::Avg ? "avg" : "sum"), [&] {
+      NCCL_CHECK(ncclReduce(t.data(), t.data(), size_t(t.numel()), nccl_type(t.dtype()),
+                            op == ReduceOp::Avg ? ncclAvg : ncclSum, root, comm_, to_cuda(stream_.handle())));
+    });
+  }
+
   void barrier() override {
     // a one-element all-reduce, waited for on the host
     Tensor one = Tensor::zeros(Shape{1}, DType::F32, Device::cuda(device_));

@@ -8,10 +8,13 @@
 // padding zero (its gradients are zero, so it stays zero under any optimizer without weight decay
 // tricks; AdamW's decay of a zero is zero).
 //
-// Step with ZeRO-1, instead of GradReducer::finish:
+// Step with ZeRO-1 (the trainer): the gradient reducer with GradReducerOptions::owners = the layout
+// reduces each bucket's pieces to their owners during backward (segmented gradients, no flat buffer);
+// or, for one flat gradient buffer after backward:
 //   zero1_reduce_scatter(comm, grads, grad_shard, layout)  // grad_shard = mean over ranks, own shard
 //                                                          // (may be grads' own slice: in place)
-//   optimizer on (params[shard], grad_shard, state of shard_numel elements)
+// then
+//   optimizer on (params[shard], the shard's gradients, state of shard_numel elements)
 //   zero1_all_gather(comm, params, layout)                 // every rank gets every updated shard
 // The agreed gradient norm then comes from the shards (LocalStepStats::grad_is_sharded = true).
 #pragma once

@@ -126,6 +126,12 @@ TEST(Nccl, BroadcastAllGatherReduceScatter) {
   comm().reduce_scatter(in, mine, ReduceOp::Sum);
   std::vector<float> m = mine.to_vector<float>();
   for (int64_t i = 0; i < n; ++i) ASSERT_EQ(m[size_t(i)], sum_over_ranks(comm().rank() * n + i)) << i;
+  // reduce to the last rank: the sum there, the others' input untouched
+  Tensor red = device_input(comm().rank(), n, DType::F32);
+  comm().reduce_async(red, ReduceOp::Sum, W - 1)->join_current_stream();
+  std::vector<float> rv = red.to_vector<float>();
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(rv[size_t(i)], comm().rank() == W - 1 ? sum_over_ranks(i) : value(comm().rank(), i)) << i;
 }
 
 TEST(Nccl, GradReducerOnDeviceBuffers) {

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "dist/grad_reducer.h"
+#include "dist/zero.h"
 #include "tests/dist/dist_test_world.h"
 
 namespace drwkv::dist {
@@ -87,6 +88,37 @@ float rank_avg(int world, F f) {
   float acc = f(0);
   for (int r = 1; r < world; ++r) acc = acc + f(r);
   return acc / float(world);
+}
+
+TEST(GradReducer, BucketsOfTheirOwnReducedToTheirOwnersGiveEachShardTheAverage) {
+  // gradients in one buffer per bucket (the parameter store's segments), ZeRO-1 owners: each rank's shard
+  // elements hold bitwise the all-reduce's average; elements it does not own keep its local values
+  Communicator& c = test_world().comm();
+  Table t = make_table();
+  const ShardLayout layout = ShardLayout::make(t.total, c.world_size(), 8);
+  std::vector<FlatRange> buckets = plan_flat_ranges(t.params, 4, kBucketBytes);
+  for (size_t k = 0; k < buckets.size(); ++k) buckets[k].end = k == 0 ? layout.padded_numel : buckets[k - 1].begin;
+  std::vector<Tensor> own(buckets.size());
+  Tensor local = Tensor::zeros(Shape{layout.padded_numel}, DType::F32);
+  backward_into(local, t, c.rank(), 0, false);
+  for (size_t k = 0; k < buckets.size(); ++k) own[k] = local.narrow(0, buckets[k].begin, buckets[k].end - buckets[k].begin).clone();
+  GradReducerOptions opt;
+  opt.owners = layout;
+  GradReducer red(c, buckets, int(t.params.size()), [&](int k) { return own[size_t(k)]; }, opt);
+  for (int p = int(t.params.size()) - 1; p >= 0; --p) red.mark_ready(p);
+  red.finish();
+  Tensor all = Tensor::zeros(Shape{layout.padded_numel}, DType::F32);
+  for (size_t k = 0; k < buckets.size(); ++k)
+    all.narrow(0, buckets[k].begin, buckets[k].end - buckets[k].begin).copy_(own[k]);
+  Tensor reduced = local.clone();
+  c.all_reduce(reduced, ReduceOp::Avg);
+  const float *got = all.data_ptr<float>(), *avg = reduced.data_ptr<float>(), *mine = local.data_ptr<float>();
+  int64_t bad = 0;
+  for (int64_t e = 0; e < layout.padded_numel; ++e) {
+    const bool owned = e >= layout.begin(c.rank()) && e < layout.end(c.rank());
+    bad += std::memcmp(&got[e], owned ? &avg[e] : &mine[e], 4) != 0;
+  }
+  EXPECT_EQ(bad, 0) << "elements differing from the all-reduce (owned) or the local values (not owned)";
 }
 
 TEST(GradReducer, BucketsCoverTheTableAndTheHugeParameterIsAlone) {
