@@ -316,10 +316,9 @@ absl::StatusOr<StepResult> train_step(Run& r, bool want_stop) {
     tl.loss.backward();
     terms.push_back(tl.terms);
   }
-  if (r.reducer) {
-    s.settle_grads();  // the buckets of parameters no backward reached are reduced now: zero them first
-    r.reducer->finish();
-  }
+  // buckets no backward reached are reduced now; segment_grads (the reducer's bucket function) zeroes
+  // the gradients nothing wrote before they travel
+  if (r.reducer) r.reducer->finish();
   // local statistics, then one agreement over ranks
   dist::LocalStepStats local;
   local.grad_sq_sum = r.zero ? models::grad_sum_squares(s, r.zero->begin(r.rank), r.zero->end(r.rank))
