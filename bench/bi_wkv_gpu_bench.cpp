@@ -6,7 +6,9 @@
 // bandwidth is measured in the same run. A second table times decompositions (BiWkvPlan), f32 and bf16:
 // the automatic one and variants around it, with shared memory and clusters resident per device.
 //
-// Usage: bi_wkv_gpu_bench [iterations] [--shape B,T,C]   (--shape: that shape only, e.g. for a profiler)
+// Usage: bi_wkv_gpu_bench [iterations] [--shape B,T,C] [--plan cluster,warps,chunks,staged,blocks_per_sm ...]
+// (--shape: that shape only, e.g. for a profiler; --plan, repeatable: the decompositions to time after the
+// automatic one, in place of the built-in list; 0 and −1 mean automatic as in BiWkvPlan)
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -39,9 +41,19 @@ const Config kConfigs[] = {
     {8, 16384, 384, 0, 0},  // 1024² images in latent space: beyond what the reference kernel can run
 };
 
+// Decompositions given with --plan (empty: the built-in list).
+std::vector<BiWkvPlan>& requested_plans() {
+  static std::vector<BiWkvPlan> plans;
+  return plans;
+}
+
 // The decompositions timed in the second table (the first is the automatic one).
 std::vector<BiWkvPlan> plans_for(const Config& c) {
   std::vector<BiWkvPlan> plans{BiWkvPlan{}};
+  if (!requested_plans().empty()) {
+    plans.insert(plans.end(), requested_plans().begin(), requested_plans().end());
+    return plans;
+  }
   plans.push_back({0, 8, 2, -1, 0});   // twice the blocks, half the work per thread
   plans.push_back({0, 8, 8, -1, 0});   // longer segments, fewer blocks (partly re-read)
   if (c.T >= 2048) plans.push_back({0, 16, 2, -1, 0});
@@ -102,11 +114,12 @@ template <typename E> void backward(const Buffers& b, const Config& c, const BiW
 std::string shape_name(const Config& c) {
   return absl::StrFormat("B%d T%d C%d", c.B, c.T, c.C);
 }
-// "cluster×warps×chunks, staged s, KB of shared memory, clusters resident at once"
+// "cluster×warps×chunks, staged s, KB of shared memory, blocks per SM planned, clusters resident at once"
 template <typename E> std::string plan_name(const BiWkvPlan& p, int64_t T, bool backward) {
   const kernels::BiWkvLaunchInfo i = kernels::bi_wkv_launch_info<E>(p, T, backward);
-  return absl::StrFormat("%dx%dx%d s%d %dKB %dcl%s", i.cluster, i.warps, i.chunks_per_warp, i.staged_chunks,
-                         int(i.smem_bytes / 1024), i.active_clusters, i.carries_in_smem ? "" : " rc:ws");
+  return absl::StrFormat("%dx%dx%d s%d %dKB %d/SM %dcl%s", i.cluster, i.warps, i.chunks_per_warp, i.staged_chunks,
+                         int(i.smem_bytes / 1024), i.blocks_per_sm, i.active_clusters,
+                         i.carries_in_smem ? "" : " rc:ws");
 }
 
 template <typename E>
@@ -155,6 +168,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     long long B = 0, T = 0, C = 0;
+    BiWkvPlan p;
     if (arg == "--shape" && i + 1 < argc && std::sscanf(argv[i + 1], "%lld,%lld,%lld", &B, &T, &C) == 3 && B > 0 &&
         T > 0 && C > 0) {
       Config only{B, T, C, 0, 0};
@@ -162,10 +176,15 @@ int main(int argc, char** argv) {
         if (c.B == B && c.T == T && c.C == C) only = c;
       configs = {only};
       ++i;
+    } else if (arg == "--plan" && i + 1 < argc &&
+               std::sscanf(argv[i + 1], "%d,%d,%d,%d,%d", &p.cluster, &p.warps, &p.chunks_per_warp, &p.staged_chunks,
+                           &p.blocks_per_sm) == 5) {
+      requested_plans().push_back(p);
+      ++i;
     } else if (std::atoi(argv[i]) > 0) {
       iters = std::atoi(argv[i]);
     } else {
-      std::fprintf(stderr, "bi_wkv_gpu_bench: unknown argument '%s' (usage: [iterations] [--shape B,T,C])\n", argv[i]);
+      std::fprintf(stderr, "bi_wkv_gpu_bench: unknown argument '%s' (usage: [iterations] [--shape B,T,C] [--plan c,w,s,staged,bps ...])\n", argv[i]);
       return 2;
     }
   }
@@ -181,7 +200,7 @@ int main(int argc, char** argv) {
     measure<bf16>(c, iters, copy_gbs, rows);
   }
   bench::print_table(rows);
-  std::printf("\nDecompositions (cluster×warps×chunks per warp, staged chunks, shared memory per block, "
+  std::printf("\nDecompositions (cluster×warps×chunks per warp, staged chunks, shared memory per block, blocks per SM, "
               "clusters resident; first row of each shape and dtype = automatic):\n\n");
   std::vector<std::vector<std::string>> plans{{"shape", "dtype", "forward plan", "fwd ms", "fwd % copy",
                                                "backward plan", "bwd ms", "bwd % copy", "fwd+bwd ms"}};

@@ -68,10 +68,10 @@ void bi_wkv_backward_cuda(E* dk, E* dv, acc_t<E>* ddecay, acc_t<E>* dfirst, cons
 // owns a segment of `chunks_per_warp` chunks of 8 tokens (0: as many as the sequence needs;
 // cluster·warps·chunks_per_warp·8 ≥ T). The first `staged_chunks` chunks of every segment are kept in
 // shared memory between the passes, the others are read again from global memory (−1: as many as fit
-// a shared-memory budget of 1/blocks_per_sm of an SM). blocks_per_sm ≥ 3 with blocks of ≤ 8 warps
-// runs a kernel variant limited to 80 registers per thread; 0: for blocks of ≤ 8 warps 2, or 3 in the
-// forward where that still stages half of every segment (the backward spills at 80 registers); 1 for
-// larger blocks.
+// a shared-memory budget of 1/blocks_per_sm of an SM). Up to 16 warps per SM (blocks_per_sm·warps) run
+// a kernel variant with 128 registers per thread, up to 25 one limited to 80 (the backward spills there),
+// more are an error; 0: for blocks of ≤ 8 warps 2, or 3 in the forward where that still stages half of
+// every segment; 1 for larger blocks.
 struct BiWkvPlan {
   int cluster = 0;
   int warps = 0;

@@ -164,11 +164,11 @@ DRWKV_BIWKV_UNROLL
 // its launcher sets (the dynamic shared-memory limit) apply to exactly the functions it launches (shared
 // template instances across translation units left the opt-in limit on another module's copy).
 namespace {
-// kMinBlocks = 3 (blocks of ≤ 8 warps): at most 80 registers per thread, so that three blocks (24 warps)
-// share an SM; otherwise up to 16-warp blocks and 128 registers.
-template <typename E, bool kBackward, bool kGlobalCarries, int kMinBlocks = 1>
-__global__ void __launch_bounds__(kMinBlocks > 1 ? 256 : kMaxWarps * 32, kMinBlocks)
-    bi_wkv_kernel(const KernelArgs<E> a) {
+// kRegs: the registers per thread the variant may use (kRegVariants, bi_wkv_plan.h), so that the blocks
+// a plan puts on an SM fit its register file: 128 for up to 16 warps per SM, 80 for up to 25 (the
+// backward spills there, the forward does not).
+template <typename E, bool kBackward, bool kGlobalCarries, int kRegs = 128>
+__global__ void __launch_bounds__(kMaxWarps * 32) __maxnreg__(kRegs) bi_wkv_kernel(const KernelArgs<E> a) {
   unsigned char* sm = dynamic_smem();
   const int lane = int(threadIdx.x & 31), warp = int(threadIdx.x >> 5);
   const int N = a.cluster, W = a.warps, S = a.seg_chunks, staged = a.smem.staged;

@@ -63,6 +63,9 @@ inline Resolved resolve(const BiWkvPlan& o, int64_t B, int64_t T, int64_t C, siz
     const bool three = !backward && 2 * max_staged(r.plan, budget_for(3), elem_bytes, false) >= r.plan.seg_chunks;
     r.blocks_per_sm = three ? 3 : 2;
   }
+  DRWKV_ASSERT(regs_for(r.plan.warps, r.blocks_per_sm) > 0,
+               "bi_wkv: %d blocks of %d warps per SM exceed the register file (at most 25 warps at 80 registers)",
+               r.blocks_per_sm, r.plan.warps);
   int staged = max_staged(r.plan, budget_for(r.blocks_per_sm), elem_bytes, backward);
   if (o.staged_chunks >= 0) staged = o.staged_chunks < r.plan.seg_chunks ? o.staged_chunks : r.plan.seg_chunks;
   r.smem = smem_layout(r.plan, staged, elem_bytes, backward);
@@ -121,13 +124,16 @@ inline cudaLaunchConfig_t launch_config(const Resolved& r, int64_t B, int64_t C,
 }
 
 namespace {  // per translation unit, like the kernels themselves (bi_wkv_kernel.cuh)
-// The kernel variant of a plan: chunk carries in shared memory (the usual case) or in the workspace;
-// the 80-register variant for plans of three ≤ 8-warp blocks per SM (the forward's default; the
-// backward spills at 80 registers and keeps two).
+// The kernel variant of a plan: chunk carries in shared memory (the usual case) or in the workspace, and
+// registers per thread such that the plan's blocks fit an SM (regs_for; resolve() checks that one does).
+template <typename E, bool kBackward, int kRegs> auto variant(bool global_carries) {
+  return global_carries ? &bi_wkv_kernel<E, kBackward, true, kRegs> : &bi_wkv_kernel<E, kBackward, false, kRegs>;
+}
 template <typename E, bool kBackward> auto kernel_for(const Resolved& r) {
-  if (r.blocks_per_sm >= 3 && r.plan.warps <= 8)
-    return r.ws.rc_global ? &bi_wkv_kernel<E, kBackward, true, 3> : &bi_wkv_kernel<E, kBackward, false, 3>;
-  return r.ws.rc_global ? &bi_wkv_kernel<E, kBackward, true, 1> : &bi_wkv_kernel<E, kBackward, false, 1>;
+  switch (regs_for(r.plan.warps, r.blocks_per_sm)) {
+    case 128: return variant<E, kBackward, 128>(r.ws.rc_global);
+    default: return variant<E, kBackward, 80>(r.ws.rc_global);
+  }
 }
 
 // The kernels may use all of the opt-in shared memory (set per device, once).
@@ -137,13 +143,9 @@ template <typename E, bool kBackward> void allow_smem() {
   CUDA_CHECK(cudaGetDevice(&dev));
   if (dev < 64 && done[dev].load(std::memory_order_acquire)) return;
   const int bytes = int(device_limits().smem_per_block_optin);
-  auto allow = [bytes](auto fn) {
-    CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  };
-  allow(&bi_wkv_kernel<E, kBackward, false, 1>);
-  allow(&bi_wkv_kernel<E, kBackward, true, 1>);
-  allow(&bi_wkv_kernel<E, kBackward, false, 3>);
-  allow(&bi_wkv_kernel<E, kBackward, true, 3>);
+  for (bool global_carries : {false, true})
+    for (auto fn : {variant<E, kBackward, 128>(global_carries), variant<E, kBackward, 80>(global_carries)})
+      CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   if (dev < 64) done[dev].store(true, std::memory_order_release);
 }
 

@@ -38,6 +38,19 @@ struct Plan {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Registers per thread of the kernel variants (bi_wkv_kernel.cuh), and the variant for `blocks_per_sm`
+// blocks of `warps` warps on one SM: the largest whose registers fit its 64 Ki (0: none does, more than
+// 25 warps per SM). A 104-register variant (19 warps, the fewest registers without spills in the
+// backward) was tried: the plans that need it, three 6-warp blocks per SM, ran slower than the
+// automatic ones (H100, docs/PERF.md).
+inline constexpr int kRegVariants[] = {128, 80};
+inline int regs_for(int warps, int blocks_per_sm) {
+  const int per_thread = 65536 / (warps * blocks_per_sm * 32);
+  for (int r : kRegVariants)
+    if (r <= per_thread) return r;
+  return 0;
+}
+
 // The automatic plan for elements of `elem_bytes` bytes (2: bf16; anything else: the f32 choice), or the
 // given counts where they are positive (S = 0: as many as needed).
 inline Plan make_plan(int64_t T, int cluster = 0, int warps = 0, int seg_chunks = 0, size_t elem_bytes = 4) {

@@ -35,6 +35,7 @@
 #define __forceinline__ inline
 #define __noinline__
 #define __launch_bounds__(...)
+#define __maxnreg__(...)
 #define __shared__ thread_local
 #define DRWKV_CUDA_EMULATION 1
 

@@ -194,6 +194,8 @@ TEST(BiWkvGpu, ExactForcedPlans) {
       {2, 8, 8, 3, 0},    // some chunks staged
       {4, 16, 2, -1, 1},  // one block per SM budget
       {1, 16, 9, -1, 0},  // 144 chunk carries per block (> 100 KB): in the workspace
+      {6, 6, 0, -1, 3},   // six-block clusters of 6-warp blocks (18 warps per SM: the 80-register variant)
+      {8, 4, 0, -1, 4},   // four 4-warp blocks per SM (16 warps: the 128-register variant)
   };
   uint64_t seed = 40;
   for (const BiWkvPlan& p : plans) {
