@@ -236,6 +236,17 @@ TEST(BiWkvGpu, BackwardIsBitwiseDeterministic) {
   }
 }
 
+// A plan whose blocks cannot share an SM's registers (2 blocks of 16 warps: 32 warps, 64 registers each)
+// is refused with the counts, not run at a lower occupancy than it asked for.
+TEST(BiWkvGpuDeathTest, PlanBeyondTheRegisterFileIsRefused) {
+  DRWKV_REQUIRE_GPU();
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(bi_wkv_launch_info<float>(BiWkvPlan{2, 16, 0, -1, 2}, 1024, true),
+               "2 blocks of 16 warps per SM exceed the register file");
+  EXPECT_DEATH(bi_wkv_launch_info<bf16>(BiWkvPlan{8, 4, 0, -1, 7}, 1024, false),
+               "7 blocks of 4 warps per SM exceed the register file");
+}
+
 TEST(BiWkvGpu, CompatMatchesCpu) {
   DRWKV_REQUIRE_GPU();
   uint64_t seed = 300;
