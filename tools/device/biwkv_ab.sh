@@ -8,13 +8,16 @@ source "$(dirname "$0")/env.sh"
 case $1 in /*) patch_file=$1;; *) patch_file=$PWD/$1;; esac  # relative: to the repository root
 envvar=${2:-}
 targets="tests/kernels_bi_wkv_gpu_test bench/bi_wkv_gpu_bench"
-tools/device/build.sh > "$out/build_a.log" 2>&1 || true
-ninja -C build-device $targets >> "$out/build_a.log" 2>&1 || { tail -30 "$out/build_a.log"; exit 1; }
+# configure tree $1 into $1/$2 and build only the targets (log $3)
+build_targets() {
+  (cd "$1" && cmake -S . -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDRWKV_CUDA=ON \
+    -Dabsl_DIR=$PWD/.deps/absl/usr/lib/x86_64-linux-gnu/cmake/absl > /dev/null && ninja -C "$2" $targets) > "$3" 2>&1 \
+    || { tail -30 "$3"; exit 1; }
+}
+build_targets "$PWD" build-device "$out/build_a.log"
 rm -rf /tmp/treeb && mkdir -p /tmp/treeb && tar --exclude=./build-device -cf - . | tar -xf - -C /tmp/treeb
 (cd /tmp/treeb && patch -p1 < "$patch_file") > "$out/patch.log" 2>&1 || { cat "$out/patch.log"; exit 1; }
-(cd /tmp/treeb && cmake -S . -B build-b -G Ninja -DCMAKE_BUILD_TYPE=Release -DDRWKV_CUDA=ON \
-  -Dabsl_DIR=$PWD/.deps/absl/usr/lib/x86_64-linux-gnu/cmake/absl > /dev/null && ninja -C build-b $targets) > "$out/build_b.log" 2>&1 \
-  || { tail -30 "$out/build_b.log"; exit 1; }
+build_targets /tmp/treeb build-b "$out/build_b.log"
 echo "builds: $(( $(date +%s) - t0 )) s"; grep -ihE "warning" "$out/build_a.log" "$out/build_b.log" | head -5
 /tmp/treeb/build-b/tests/kernels_bi_wkv_gpu_test > "$out/test_b.log" 2>&1; tail -n 1 "$out/test_b.log"
 if [ -n "$envvar" ]; then env $envvar=1 /tmp/treeb/build-b/tests/kernels_bi_wkv_gpu_test > "$out/test_b_env.log" 2>&1; tail -n 1 "$out/test_b_env.log"; fi
