@@ -247,8 +247,8 @@ void attach_reducer(Run& r) {
   }
   if (r.zero)
     log_info0("data parallel over %d ranks (%s), ZeRO-1: %zu gradient buckets of <= %.0f MB reduced during backward "
-              "to the ranks owning them (in f32: dist.reduce_dtype is for all-reduce), updated parameters all-gathered", r.world_size,
-              r.world->comm().backend_name(), r.reducer->buckets().size(), r.recipe.dist.bucket_mb);
+              "to the ranks owning them (in f32: dist.reduce_dtype is for all-reduce), updated parameters all-gathered",
+              r.world_size, r.world->comm().backend_name(), r.reducer->buckets().size(), r.recipe.dist.bucket_mb);
   else
     log_info0("data parallel over %d ranks (%s), %zu gradient buckets of <= %.0f MB, reduced in %s", r.world_size,
               r.world->comm().backend_name(), r.reducer->buckets().size(), r.recipe.dist.bucket_mb,

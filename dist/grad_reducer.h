@@ -18,8 +18,9 @@
 //                    predecessors (collectives must be issued in the same order everywhere).
 //   finish()       - launches the buckets not launched yet (parameters that received no gradient this
 //                    step: their slots must hold zeros, which the parameter store's segment_grads and
-//                    settle_grads see to, and every rank still takes part), then makes the current (compute) stream wait for all of them (MPI: waits).
-//                    After finish() the buffer holds the average (or sum) over ranks.
+//                    settle_grads see to, and every rank still takes part), then makes the current
+//                    (compute) stream wait for all of them (MPI: waits). After finish() the buckets hold
+//                    the average (or sum) over ranks (with `owners`: the elements this rank owns).
 // Gradient accumulation: set_reduce(false) for the micro-batches before the last one (mark_ready and
 // finish do nothing; gradients keep accumulating locally), set_reduce(true) for the last one.
 // Not thread-safe: mark_ready and finish are called from the thread running backward.

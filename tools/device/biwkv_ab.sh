@@ -17,12 +17,14 @@ build_targets() {
     -Dabsl_DIR=$PWD/.deps/absl/usr/lib/x86_64-linux-gnu/cmake/absl > /dev/null && ninja -C "$2" $targets) > "$3" 2>&1 \
     || { tail -30 "$3"; echo "build of $1 failed"; return 1; }
 }
+[ $# -le 7 ] || { echo "at most 7 patches (B..H)"; exit 2; }
+letters=(B C D E F G H)
 names=(A); builds=("$PWD/$b")
 build_targets "$PWD" "$b" "$out/build_A.log" & pids=($!)
 i=0
 for p in "$@"; do
   case $p in /*) patch_file=$p;; *) patch_file=$PWD/$p;; esac  # relative: to the repository root
-  i=$((i + 1)); name=$(printf "\\x$(printf %x $((65 + i)))")  # B, C, ...
+  name=${letters[$i]}; i=$((i + 1))
   tree=/tmp/tree$name
   rm -rf "$tree" && mkdir -p "$tree" && tar --exclude=./build-device -cf - . | tar -xf - -C "$tree"
   (cd "$tree" && patch -p1 < "$patch_file") > "$out/patch_$name.log" 2>&1 || { cat "$out/patch_$name.log"; exit 1; }
