@@ -184,7 +184,10 @@ int main(int argc, char** argv) {
     } else if (std::atoi(argv[i]) > 0) {
       iters = std::atoi(argv[i]);
     } else {
-      std::fprintf(stderr, "bi_wkv_gpu_bench: unknown argument '%s' (usage: [iterations] [--shape B,T,C] [--plan c,w,s,staged,bps ...])\n", argv[i]);
+      std::fprintf(stderr,
+                   "bi_wkv_gpu_bench: unknown argument '%s' (usage: [iterations] [--shape B,T,C] "
+                   "[--plan c,w,s,staged,bps ...])\n",
+                   argv[i]);
       return 2;
     }
   }
@@ -200,8 +203,8 @@ int main(int argc, char** argv) {
     measure<bf16>(c, iters, copy_gbs, rows);
   }
   bench::print_table(rows);
-  std::printf("\nDecompositions (cluster×warps×chunks per warp, staged chunks, shared memory per block, blocks per SM, "
-              "clusters resident; first row of each shape and dtype = automatic):\n\n");
+  std::printf("\nDecompositions (cluster×warps×chunks per warp, staged chunks, shared memory per block, "
+              "blocks per SM, clusters resident; first row of each shape and dtype = automatic):\n\n");
   std::vector<std::vector<std::string>> plans{{"shape", "dtype", "forward plan", "fwd ms", "fwd % copy",
                                                "backward plan", "bwd ms", "bwd % copy", "fwd+bwd ms"}};
   for (const auto& c : configs) {

@@ -147,10 +147,10 @@ int main(int argc, char** argv) {
                                DType::F32, kGpu);
     rows.push_back({"gated_residual+layernorm_modulate", C, "backward", time([&] {
                       kernels::gated_residual_layernorm_modulate_backward_cuda<float, bf16>(
-                          p<float>(dh), nullptr, p<bf16>(dyg), nullptr, p<float>(dmod) + 2 * C, p<float>(dw), p<float>(db),
-                          p<float>(dmod) + 3 * C, p<float>(dmod) + 4 * C, p<bf16>(dy), p<float>(h), nullptr,
-                          p<float>(mean), p<float>(rstd), p<bf16>(y), nullptr, m + 2 * C, p<float>(scale), p<float>(w),
-                          p<float>(bias), m + 4 * C, 6 * C, B, T, C, true, false, p<float>(wsf), s);
+                          p<float>(dh), nullptr, p<bf16>(dyg), nullptr, p<float>(dmod) + 2 * C, p<float>(dw),
+                          p<float>(db), p<float>(dmod) + 3 * C, p<float>(dmod) + 4 * C, p<bf16>(dy), p<float>(h),
+                          nullptr, p<float>(mean), p<float>(rstd), p<bf16>(y), nullptr, m + 2 * C, p<float>(scale),
+                          p<float>(w), p<float>(bias), m + 4 * C, 6 * C, B, T, C, true, false, p<float>(wsf), s);
                     }),
                     N2 + N4 + 2 * N4 + N2 + N2});
     rows.push_back({"gated_residual", C, "backward", time([&] {
@@ -183,10 +183,10 @@ int main(int argc, char** argv) {
                     N4 + 2 * N2 + N4 + N2});
     rows.push_back({"gated_residual sigmoid(r)+layernorm_modulate", C, "backward", time([&] {
                       kernels::gated_residual_layernorm_modulate_backward_cuda<float, bf16>(
-                          p<float>(dh), nullptr, p<bf16>(dyg), p<bf16>(dr), p<float>(dmod) + 5 * C, p<float>(dw), p<float>(db),
-                          p<float>(dmod), p<float>(dmod) + C, p<bf16>(dy), nullptr, p<float>(out), p<float>(mean),
-                          p<float>(rstd), p<bf16>(y), p<bf16>(r), m + 5 * C, p<float>(scale), p<float>(w),
-                          p<float>(bias), m + C, 6 * C, B, T, C, true, false, p<float>(wsf), s);
+                          p<float>(dh), nullptr, p<bf16>(dyg), p<bf16>(dr), p<float>(dmod) + 5 * C, p<float>(dw),
+                          p<float>(db), p<float>(dmod), p<float>(dmod) + C, p<bf16>(dy), nullptr, p<float>(out),
+                          p<float>(mean), p<float>(rstd), p<bf16>(y), p<bf16>(r), m + 5 * C, p<float>(scale),
+                          p<float>(w), p<float>(bias), m + C, 6 * C, B, T, C, true, false, p<float>(wsf), s);
                     }),
                     N2 + N4 + 2 * N4 + 2 * N2 + 2 * N2});
     // ---- sigmoid gate (bf16) ----

@@ -39,8 +39,7 @@
 //   gradient h1 receives from elsewhere); it is also h's gradient (the caller's pass-through). dh_pass
 //   (may be null): a partial sum of h's gradient (a long skip's, say) to which dh1's rows are added in
 //   the same pass, bitwise dh_pass + dh1; dh1's contents are then unspecified (CUDA does not store it).
-//   dy, dr
-//   and dgate as in gated_residual_backward (dy added to when `accumulate_dy`), and dweight, dbias,
+//   dy, dr and dgate as in gated_residual_backward (dy added to when `accumulate_dy`), and dweight, dbias,
 //   dshift, dscale as in layernorm_modulate_backward (each may be null; dh1 and dy may not). With an f32
 //   h, a bf16 branch and accumulation: 16N bytes against 22N for the two kernels (20N / 26N with r).
 // Reductions over tokens and samples are deterministic: the CUDA kernels write fixed per-block partial

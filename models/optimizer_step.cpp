@@ -34,7 +34,8 @@ double grad_sum_squares(ParameterStore& store, int64_t begin, int64_t end) {
 void adamw_step(ParameterStore& store, Tensor& m, Tensor& v, const autograd::AdamWConfig& cfg, int64_t step,
                 const Tensor& grad_scale, Tensor ema, double ema_decay, int64_t state_begin) {
   const int64_t n = m.numel(), end = state_begin + n;
-  DRWKV_ASSERT(state_begin >= 0 && end <= store.padded_numel() && v.numel() == n && (!ema.defined() || ema.numel() == n),
+  DRWKV_ASSERT(state_begin >= 0 && end <= store.padded_numel() && v.numel() == n &&
+                   (!ema.defined() || ema.numel() == n),
                "adamw_step over elements [%lld, %lld) of a store of %lld: m %s, v %s, ema %s", (long long)state_begin,
                (long long)end, (long long)store.padded_numel(), describe(m).c_str(), describe(v).c_str(),
                ema.defined() ? describe(ema).c_str() : "none");

@@ -101,7 +101,8 @@ TEST(GradReducer, BucketsOfTheirOwnReducedToTheirOwnersGiveEachShardTheAverage) 
   std::vector<Tensor> own(buckets.size());
   Tensor local = Tensor::zeros(Shape{layout.padded_numel}, DType::F32);
   backward_into(local, t, c.rank(), 0, false);
-  for (size_t k = 0; k < buckets.size(); ++k) own[k] = local.narrow(0, buckets[k].begin, buckets[k].end - buckets[k].begin).clone();
+  for (size_t k = 0; k < buckets.size(); ++k)
+    own[k] = local.narrow(0, buckets[k].begin, buckets[k].end - buckets[k].begin).clone();
   GradReducerOptions opt;
   opt.owners = layout;
   GradReducer red(c, buckets, int(t.params.size()), [&](int k) { return own[size_t(k)]; }, opt);
