@@ -48,7 +48,7 @@ std::vector<BiWkvPlan>& requested_plans() {
 }
 
 // The decompositions timed in the second table (the first is the automatic one).
-std::vector<BiWkvPlan> plans_for(const Config& c) {
+std::vector<BiWkvPlan> plans_for(const Config& c, DType dt) {
   std::vector<BiWkvPlan> plans{BiWkvPlan{}};
   if (!requested_plans().empty()) {
     plans.insert(plans.end(), requested_plans().begin(), requested_plans().end());
@@ -58,8 +58,12 @@ std::vector<BiWkvPlan> plans_for(const Config& c) {
   plans.push_back({0, 8, 8, -1, 0});   // longer segments, fewer blocks (partly re-read)
   if (c.T >= 2048) plans.push_back({0, 16, 2, -1, 0});
   if (c.T >= 2048) plans.push_back({0, 16, 4, -1, 0});  // 16-warp blocks (the automatic plan before 2026-11-22 14:00)
-  plans.push_back({0, 0, 0, -1, 1});   // one block per SM worth of shared memory
-  plans.push_back({0, 0, 0, -1, 3});   // three blocks per SM, both directions at 80 registers
+  const int auto_warps = dt == DType::F32 ? kernels::bi_wkv_launch_info<float>({}, c.T, true).warps
+                                           : kernels::bi_wkv_launch_info<bf16>({}, c.T, true).warps;
+  if (auto_warps <= 8) {  // 16-warp blocks already run one per SM, and three would exceed the registers
+    plans.push_back({0, 0, 0, -1, 1});  // one block per SM worth of shared memory
+    plans.push_back({0, 0, 0, -1, 3});  // three blocks per SM, both directions at 80 registers
+  }
   plans.push_back({0, 0, 0, 0, 0});    // nothing staged: passes 2, 3 re-read global memory (L2)
   for (BiWkvPlan& p : plans)
     if (p.warps > 0 && p.cluster == 0) {  // clusters as needed, at most 8
@@ -94,7 +98,7 @@ Buffers make_buffers(const Config& c, DType dt) {
   b.ddecay = Tensor::zeros(Shape{c.C}, DType::F32, g);
   b.dfirst = Tensor::zeros(Shape{c.C}, DType::F32, g);
   size_t ws = 0;  // the largest of the plans timed
-  for (const BiWkvPlan& p : plans_for(c)) ws = std::max(ws, kernels::bi_wkv_workspace_bytes(p, c.B, c.T, c.C));
+  for (const BiWkvPlan& p : plans_for(c, dt)) ws = std::max(ws, kernels::bi_wkv_workspace_bytes(p, c.B, c.T, c.C));
   b.ws = Tensor::empty(Shape{int64_t(ws)}, DType::U8, g);
   return b;
 }
@@ -147,7 +151,7 @@ void compare_plans(const Config& c, int iters, double copy_gbs, std::vector<std:
   const DType dt = dtype_v<E>;
   Buffers b = make_buffers(c, dt);
   const double elems = double(c.B * c.T * c.C), es = double(dtype_size(dt));
-  for (const BiWkvPlan& p : plans_for(c)) {
+  for (const BiWkvPlan& p : plans_for(c, dt)) {
     bench::Timing f = bench::time_gpu(0, [&] { forward<E>(b, c, p); }, 3, iters);
     bench::Timing bw = bench::time_gpu(0, [&] { backward<E>(b, c, p); }, 3, iters);
     const double f_gbs = 3 * elems * es / (f.median_ms * 1e-3) / 1e9;

@@ -8,9 +8,13 @@
 // [g·S, g·S + S) (S = seg_chunks) of kChunk tokens. Nothing crosses clusters: no atomics, no inter-kernel
 // passes. Automatic choice: 8 warps per block; segments of 4 chunks (32 tokens per thread) up to
 // T = 2048 (clusters of ≤ 8 blocks of 256 tokens; bf16 from T = 257 on: 8 chunks, blocks of 512
-// tokens), beyond that 8-block clusters with longer segments (T = 4096: 8 chunks). Blocks of 16 warps
-// with 4-chunk segments ran the forward 20% slower at T = 4096 and the backward at the same speed (H100,
-// docs/PERF.md).
+// tokens), beyond that 8-block clusters with longer segments (T = 4096: 8 chunks). Longer sequences
+// (f32 beyond T = 4096, bf16 beyond 6144) take 8-block clusters of 16-warp blocks, one per SM: their
+// segments are half as long, so the same shared memory per SM stages twice the share of every segment.
+// H100 (docs/PERF.md, forward + backward): at T = 4096 16-warp blocks are 3–6% slower in f32 and 25–29%
+// in bf16 (the 8-warp forward runs three blocks per SM there); at T = 6144 4–11% faster in f32 and 1–6%
+// slower in bf16; at T = 8192 3–8% faster in f32, in bf16 from 0.3% slower to 5% faster; at T = 12288
+// to 32768 6–23% faster in both.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +28,8 @@ namespace drwkv::kernels::bi_wkv_detail {
 inline constexpr int kMaxCluster = 8;  // portable cluster size
 inline constexpr int kMaxWarps = 16;
 inline constexpr int kSegChunks = 4;   // automatic segment length, in chunks
+// Automatic plans of more chunks than this take 16-warp blocks (file comment): f32, bf16.
+inline constexpr int64_t kWideBlockChunksF32 = 512, kWideBlockChunksBf16 = 768;
 inline constexpr int kSumFloats = 8 * 32;  // a block total / summary row block: [field][lane]
 inline constexpr int kRcFloats = 3 * 32;   // one chunk's right carry: [p, a, b][lane]
 inline constexpr int kLcarFloats = 4 * 32;  // a segment's forward left carry and ∂L/∂u: [p, a, b, gu][lane]
@@ -66,8 +72,8 @@ inline Plan make_plan(int64_t T, int cluster = 0, int warps = 0, int seg_chunks 
     } else if (p.chunks <= int64_t(kMaxCluster) * 8 * kSegChunks) {
       p.warps = 8;
       p.cluster = int(ceil_div(p.chunks, 8 * seg));
-    } else {  // longer segments rather than 16-warp blocks: 20% faster forward at T = 4096 (H100)
-      p.warps = 8;
+    } else {  // longer segments, then larger blocks (file comment)
+      p.warps = p.chunks <= (elem_bytes == 2 ? kWideBlockChunksBf16 : kWideBlockChunksF32) ? 8 : kMaxWarps;
       p.cluster = kMaxCluster;
     }
   } else {

@@ -175,9 +175,11 @@ TEST(BiWkvEmulated, AutomaticPlans) {
 }
 
 TEST(BiWkvEmulated, LongerAutomaticPlans) {
-  // four-block clusters of 8 warps (T = 1000); eight-block clusters with 5-chunk segments (T = 2100)
+  // four-block clusters of 8 warps (T = 1000); eight-block clusters with 5-chunk segments (T = 2100);
+  // eight-block clusters of 16-warp blocks with 5-chunk segments (T = 4200)
   check(make(1, 1000, 33, 211), Launch{}, 8, 1);
   check(make(1, 2100, 20, 221), Launch{}, 10, 2);
+  check(make(1, 4200, 20, 231), Launch{}, 10, 3);
   EXPECT_EQ(emu::g_barrier_errors.load(), 0);
 }
 

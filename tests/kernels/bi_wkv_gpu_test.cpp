@@ -163,11 +163,17 @@ TEST(BiWkvGpu, ExactMatchesCpuF32AndBf16) {
 
 TEST(BiWkvGpu, ExactLongSequence) {
   DRWKV_REQUIRE_GPU();
-  // 2048 chunks: segments of 16 chunks, chunk carries in the workspace, most chunks re-read
+  // 2048 chunks: 16-warp blocks with segments of 16 chunks, chunk carries in the workspace, most chunks
+  // re-read
   check_exact<float>({1, 16384, 96}, 5.0, 7);
   check_exact<bf16>({1, 16384, 96}, 5.0, 8);
   check_exact<float>({2, 16384, 7}, 5.0, 9);
   check_exact<float>({2, 9000, 40}, 5.0, 10);
+  // 8-warp blocks with segments of 32 chunks (the automatic plan of T = 16384 before 16-warp blocks)
+  check_exact<float>({1, 16384, 40}, 5.0, 11, {8, 8, 0, -1, 0});
+  // 750 chunks: 16-warp blocks in f32, 8-warp blocks with 12-chunk segments in bf16
+  check_exact<float>({2, 6000, 40}, 5.0, 12);
+  check_exact<bf16>({2, 6000, 40}, 5.0, 13);
 }
 
 TEST(BiWkvGpu, ExactStrongDecaysBothSigns) {

@@ -176,7 +176,8 @@ TEST(BiWkvCpu, ExactMatchesQuadraticOracleInF64) {
 }
 
 TEST(BiWkvCpu, LongSequencesInF64) {
-  // 138 and 513 chunks: clusters of 5 and 8 blocks, segments of 4 and 5 chunks
+  // 138 and 513 chunks: clusters of 5 blocks of 8 warps and of 8 blocks of 16 warps, segments of 4 and
+  // 5 chunks
   uint64_t seed = 300;
   for (int64_t T : {1100, 4100})
     for (const Regime& rg : {kRegimes[0], kRegimes[3]}) {
