@@ -798,8 +798,7 @@ void gated_residual_backward_cuda(TY* dy, TY* dr, acc_t<TH>* dgate, const TH* do
                                                      int64_t, bool, acc_t<TH>*, StreamHandle);                      \
   template void gated_residual_layernorm_modulate_backward_cuda<TH, TY>(                                          \
       TH*, TH*, TY*, TY*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*,         \
-      const TH*,                                                                                                   \
-      const acc_t<TH>*, const acc_t<TH>*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,                \
+      const TH*, const acc_t<TH>*, const acc_t<TH>*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,      \
       const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, bool, bool,         \
       acc_t<TH>*, StreamHandle);
 INSTANTIATE(float, float)

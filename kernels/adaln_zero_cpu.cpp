@@ -226,8 +226,7 @@ void gated_residual_layernorm_modulate_backward_cpu(
                                                     int64_t, bool, acc_t<TH>*);                                    \
   template void gated_residual_layernorm_modulate_backward_cpu<TH, TY>(                                           \
       TH*, TH*, TY*, TY*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, acc_t<TH>*, const TY*, const TH*,         \
-      const TH*,                                                                                                   \
-      const acc_t<TH>*, const acc_t<TH>*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,                \
+      const TH*, const acc_t<TH>*, const acc_t<TH>*, const TY*, const TY*, const acc_t<TH>*, const acc_t<TH>*,      \
       const acc_t<TH>*, const acc_t<TH>*, const acc_t<TH>*, int64_t, int64_t, int64_t, int64_t, bool, bool,         \
       acc_t<TH>*);
 INSTANTIATE(float, float)
